@@ -1,0 +1,39 @@
+# simlab: `make run` and `make test` are the whole quickstart. Both install into .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+# llama-cpp-python compiles from source on first install (about 6-12 min on 2 cores);
+# pip caches the wheel, so later installs take seconds.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install run test test-fast lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Run the default experiment (3 persona dialogues on the embedded model); ARGS= for overrides.
+run: install
+	$(BIN)/simlab $(ARGS)
+
+## The whole test suite, embedded-model and server tests included (this is what CI runs).
+test: install
+	$(BIN)/python -m pytest
+
+## Offline unit tests only (no embedded model).
+test-fast: install
+	$(BIN)/python -m pytest -m "not embedded"
+
+lint: install
+	$(BIN)/ruff check simlab scenarios tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_dialogue.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

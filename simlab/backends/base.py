@@ -1,0 +1,120 @@
+"""The one backend interface: a batch of chat requests in, responses out.
+
+Every model source (embedded llama.cpp, litellm endpoints, GPU engines, the mock) and every
+cross-cutting wrapper (cache, retry, accounting) implements :class:`Backend`, so scenario
+code never knows which one it talks to. A batch is the unit because the engine sends all
+of a tick's calls together; backends that can run them concurrently should.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message. ``content`` is data: it is never parsed for role markers."""
+
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A single chat completion to make.
+
+    ``seed`` is derived from the run's RNG by the engine, so a backend that honours it
+    reproduces its output. ``json_schema``, when set, asks for structured output that
+    the backend parses into :attr:`ChatResponse.parsed`.
+    """
+
+    messages: tuple[Message, ...]
+    max_tokens: int = 96
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None
+    tag: str = ""  # free-form label for logs (e.g. the agent id); not sent to the model
+
+    def messages_dicts(self) -> list[dict[str, str]]:
+        return [m.as_dict() for m in self.messages]
+
+    def cache_key_material(self, model_id: str) -> str:
+        """Canonical text of everything that determines the reply (for caches)."""
+        return json.dumps(
+            {
+                "model": model_id,
+                "messages": self.messages_dicts(),
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "seed": self.seed,
+                "stop": list(self.stop),
+                "json_schema": self.json_schema,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """What came back for one request; ``error`` is set (and text empty) on failure."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = ""
+    model: str = ""
+    parsed: Any = None
+    error: str = ""
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class BackendError(RuntimeError):
+    """A backend could not be built or used (bad config, missing extra, missing model)."""
+
+
+class Backend(ABC):
+    """Chat backend. Implementations must be safe to call once per tick with any batch."""
+
+    #: Short name of the implementation, e.g. ``"llamacpp"``; recorded on every event.
+    name: str = "backend"
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """Identifier of the model answering, recorded in events and the manifest."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        """Answer every request, in order. Failures are returned, not raised."""
+
+    def describe(self) -> dict[str, Any]:
+        """Manifest entry: never include secrets here."""
+        return {"backend": self.name, "model": self.model_id}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (models, sessions)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""The ``simlab`` command line."""

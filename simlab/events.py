@@ -1,0 +1,116 @@
+"""The perspective-agnostic event log: the single source of truth of an episode.
+
+Prompts, metrics, exports and transcripts are all derived from it, so an event records
+*what happened* (who said what, to whom) and never how any one agent saw it. Each agent's
+chat view is a projection of this log (see ``simlab.context``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: Speaker id used for events the environment (not an agent) emits.
+ENV = "env"
+
+#: Event kinds the engine itself writes. Scenarios may add their own.
+UTTERANCE = "utterance"  # an agent said something, in character
+NARRATION = "narration"  # the environment announced something
+FAILURE = "failure"  # an agent's model call failed after retries/repair; content = reason
+NOTE = "note"  # a private note (audience is the speaker only)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in an episode.
+
+    ``audience`` lists the agent ids that could perceive the event, fixed when it is
+    recorded (from the interaction graph), so projection never needs the graph again.
+    Call metadata (tokens, latency, model) is empty for events no model produced.
+    """
+
+    episode_id: str
+    step: int
+    seq: int
+    speaker: str
+    audience: tuple[str, ...]
+    kind: str
+    content: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: str = ""
+    backend: str = ""
+    model: str = ""
+    request_seed: int = -1
+    attempts: int = 0
+    data: str = ""  # JSON text of a structured action or scenario payload, "" if none
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def visible_to(self, agent_id: str) -> bool:
+        """Whether ``agent_id`` perceived this event (speakers perceive their own)."""
+        return agent_id == self.speaker or agent_id in self.audience
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row.pop("meta")
+        row["audience"] = list(self.audience)
+        return row
+
+
+#: Column order of the ``events`` table; wall-clock columns are listed separately so that
+#: determinism checks can drop them.
+EVENT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Event) if f.name != "meta")
+WALL_CLOCK_COLUMNS: tuple[str, ...] = ("latency_s",)
+
+
+class EventLog(Sequence[Event]):
+    """Append-only list of one episode's events.
+
+    Append-only is what lets projections be incremental: a projector remembers how far
+    it has read and only looks at the new tail.
+    """
+
+    def __init__(self, episode_id: str) -> None:
+        self.episode_id = episode_id
+        self._events: list[Event] = []
+
+    def append(
+        self,
+        *,
+        step: int,
+        speaker: str,
+        audience: Sequence[str],
+        kind: str,
+        content: str,
+        **call: Any,
+    ) -> Event:
+        event = Event(
+            episode_id=self.episode_id,
+            step=step,
+            seq=len(self._events),
+            speaker=speaker,
+            audience=tuple(audience),
+            kind=kind,
+            content=content,
+            **call,
+        )
+        self._events.append(event)
+        return event
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self._events[index]
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    def since(self, seq: int) -> list[Event]:
+        """Events with ``seq >= seq``: the tail a projector has not seen yet."""
+        return self._events[seq:]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [e.to_row() for e in self._events]

@@ -1,0 +1,34 @@
+"""Build the run's population of personas from its ``population`` config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from simlab.personas.model import Persona
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def build_population(cfg: Any, rng: np.random.Generator) -> list[Persona]:
+    """Personas for the run: a curated set, the user's persona file, or sampled ones.
+
+    ``rng`` is the run's RNG; only sampling draws from it, so curated runs consume none.
+    """
+    from simlab.personas import PersonaSampler, default_persona_path, load_personas
+
+    kind = _value(cfg.kind)
+    if kind == "curated":
+        return load_personas(cfg.path or default_persona_path())
+    if kind == "file":
+        if not cfg.path:
+            raise ValueError("population.path: population=file needs a persona file path")
+        return load_personas(cfg.path)
+    if kind == "sampled":
+        if cfg.n < 1:
+            raise ValueError(f"population.n: need at least 1 persona, got {cfg.n}")
+        return PersonaSampler(id_prefix=cfg.id_prefix).sample(cfg.n, rng)
+    raise ValueError(f"population.kind: unknown kind {kind!r}")

@@ -1,0 +1,184 @@
+"""The scenario base class: a ``mesa.Model`` that runs one episode.
+
+A scenario owns its agents, the networkx interaction graph (who can perceive whom), the
+episode's event log, its rules (``interpret`` and ``resolve``) and its termination rule.
+It owns the episode's one seeded RNG, as Mesa models do; agents, schedule policies and
+per-call seeds all borrow it. The engine (``simlab.scheduler``) drives it tick by tick.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import mesa
+import networkx as nx
+
+from simlab.actions import Interpretation, Outcome, PendingEvent
+from simlab.agents import PersonaAgent
+from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
+from simlab.context import ProjectionContext, Projector, make_projector
+from simlab.events import ENV, FAILURE, NARRATION, UTTERANCE, EventLog
+from simlab.personas.model import Persona
+from simlab.scheduler.policies import RoundRobin, SchedulePolicy
+
+SEED_BOUND = 2**31 - 1
+
+
+class Scenario(mesa.Model):
+    """Base class of every scenario; subclasses fill in the hooks below."""
+
+    name: ClassVar[str] = "scenario"
+
+    def __init__(
+        self,
+        *,
+        population: Sequence[Persona],
+        episode_id: str,
+        episode_index: int = 0,
+        seed: int = 0,
+        projection: str = "egocentric",
+        schedule: SchedulePolicy | None = None,
+        max_reasks: int = 1,
+        on_failure: str = "continue",
+        max_consecutive_failures: int = 3,
+    ) -> None:
+        super().__init__(rng=seed)
+        if on_failure not in ("continue", "stop"):
+            raise ValueError(
+                f"scenario.on_failure: expected 'continue' or 'stop', got {on_failure!r}"
+            )
+        self.episode_id = episode_id
+        self.episode_index = episode_index
+        self.seed = seed
+        self.schedule_policy = schedule or RoundRobin()
+        self.max_reasks = max_reasks
+        self.on_failure = on_failure
+        self.max_consecutive_failures = max_consecutive_failures
+        self.log = EventLog(episode_id)
+        self.graph: nx.Graph = nx.Graph()
+        self.by_key: dict[str, PersonaAgent] = {}
+        self.participants: list[str] = []
+        self.last_speaker: str | None = None
+        self.backend: Backend | None = None  # set by the engine; for judges, not agents
+        self.steps_taken = 0
+        self.turns = 0
+        self.consecutive_failures = 0
+        self.done = False
+        self.termination_reason = ""
+        self.setup(list(population))
+        if not self.participants:
+            raise ValueError(f"{type(self).__name__}.setup() added no agents")
+        self.projector: Projector = make_projector(
+            projection,
+            ProjectionContext(
+                system_prompts={k: self.system_prompt(a) for k, a in self.by_key.items()},
+                names={k: a.name for k, a in self.by_key.items()},
+                participants=tuple(self.participants),
+            ),
+        )
+
+    # ----------------------------------------------------------------- hooks
+    @abstractmethod
+    def setup(self, population: list[Persona]) -> None:
+        """Draw agents from ``population`` with :meth:`add_agent`, build the graph,
+        and record any opening narration."""
+
+    @abstractmethod
+    def system_prompt(self, agent: PersonaAgent) -> str:
+        """Persona and scenario instructions for ``agent``'s system message."""
+
+    def request_for(
+        self, agent: PersonaAgent, messages: tuple[Message, ...], seed: int
+    ) -> ChatRequest:
+        """The chat request for ``agent`` given its projected view."""
+        return ChatRequest(messages=messages, seed=seed, tag=agent.key)
+
+    def interpret(self, agent: PersonaAgent, response: ChatResponse) -> Interpretation:
+        """Validate or repair a reply; invalid ones are re-asked with ``error``."""
+        text = response.text.strip()
+        return Interpretation(True, text) if text else Interpretation(False, error="empty reply")
+
+    def reask_messages(
+        self, agent: PersonaAgent, messages: tuple[Message, ...], error: str
+    ) -> tuple[Message, ...]:
+        """Messages for a re-ask after an invalid reply: by default the same view.
+
+        Scenarios with structured actions append the validation error so the model can
+        correct itself; a fresh per-call seed is drawn either way.
+        """
+        return messages
+
+    def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:
+        """Apply the scenario's rules to this tick's outcomes; return events to record."""
+        return [self.event_for(o) for o in outcomes]
+
+    def check_termination(self) -> str | None:
+        """A reason to end the episode now, or None to go on."""
+        return None
+
+    def outcome(self) -> dict[str, Any]:
+        """Scenario-specific columns for the ``episodes`` row."""
+        return {}
+
+    # --------------------------------------------------------------- helpers
+    def add_agent(self, persona: Persona, role: str) -> PersonaAgent:
+        """Create a :class:`PersonaAgent`, register it and add it to the graph."""
+        key = persona.id
+        n = 2
+        while key in self.by_key or key == ENV:
+            key, n = f"{persona.id}-{n}", n + 1
+        agent = PersonaAgent(self, persona, role, key)
+        self.by_key[key] = agent
+        self.participants.append(key)
+        self.graph.add_node(key)
+        return agent
+
+    def audience_of(self, key: str) -> tuple[str, ...]:
+        """Who perceives what ``key`` does: its graph neighbours (successors if directed)."""
+        if key == ENV:
+            return tuple(self.participants)
+        nbrs = self.graph.successors(key) if self.graph.is_directed() else self.graph.neighbors(key)
+        order = {k: i for i, k in enumerate(self.participants)}
+        return tuple(sorted((n for n in nbrs if n in order), key=order.__getitem__))
+
+    def narrate(self, text: str, audience: Sequence[str] | None = None, step: int = 0) -> None:
+        """Record an environment announcement (to everyone unless ``audience`` is given)."""
+        aud = tuple(self.participants) if audience is None else tuple(audience)
+        self.log.append(step=step, speaker=ENV, audience=aud, kind=NARRATION, content=text)
+
+    def event_for(self, o: Outcome) -> PendingEvent:
+        """The default event of an outcome: an utterance to the graph, or a failure."""
+        call = {
+            "prompt_tokens": o.prompt_tokens,
+            "completion_tokens": o.completion_tokens,
+            "latency_s": o.latency_s,
+            "finish_reason": o.response.finish_reason if o.response else "",
+            "model": o.response.model if o.response else "",
+            "request_seed": o.seed,
+            "attempts": o.attempts,
+        }
+        if o.interpretation.ok:
+            return PendingEvent(o.agent.key, self.audience_of(o.agent.key), UTTERANCE,
+                                o.interpretation.content, call)
+        return PendingEvent(o.agent.key, (), FAILURE, o.interpretation.error, call)
+
+    def next_seed(self) -> int:
+        """A per-call seed derived from the episode RNG (so replays are identical)."""
+        return int(self.rng.integers(SEED_BOUND))
+
+    def attach(self, backend: Backend, max_steps: int = 100) -> None:
+        """Bind a backend so the model can be driven Mesa-style with :meth:`step`."""
+        from simlab.scheduler.engine import TickEngine
+
+        self._engine = TickEngine(self, backend, max_steps=max_steps)
+
+    def step(self) -> None:
+        """One tick (schedule, project, act, resolve, record), as in any Mesa model."""
+        engine = getattr(self, "_engine", None)
+        if engine is None:
+            raise RuntimeError("call scenario.attach(backend) before step()")
+        if not self.done:
+            engine.tick(self.steps - 1)  # Mesa has already counted this step
+        self.running = not self.done

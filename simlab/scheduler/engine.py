@@ -1,0 +1,165 @@
+"""The tick engine: the five steps of a tick, as plain methods.
+
+LangGraph (``simlab.scheduler.graph``) wires these into a ``StateGraph``; keeping the
+logic here means the graph stays a thin, drawable description of control flow and the
+steps are testable on their own. Concurrency lives in the backend: ``act`` sends the whole
+tick as one batch, and re-asks of invalid replies as one more batch per round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from simlab.actions import Interpretation, Outcome, PendingEvent
+from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
+from simlab.events import FAILURE, Event
+
+if TYPE_CHECKING:
+    from simlab.scenario import Scenario
+
+TurnCallback = Callable[[list[Event]], None]
+
+
+@dataclass(slots=True)
+class _Ask:
+    """One agent's request in flight, with what its earlier attempts cost."""
+
+    key: str
+    messages: tuple[Message, ...]
+    request: ChatRequest
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+class TickEngine:
+    """Runs a scenario's ticks against a backend."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        backend: Backend,
+        *,
+        max_steps: int = 100,
+        on_events: TurnCallback | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.backend = backend
+        self.max_steps = max_steps
+        self.on_events = on_events
+        scenario.backend = backend
+
+    # -- schedule
+    def schedule(self, step: int) -> list[str]:
+        actors = self.scenario.schedule_policy.select(self.scenario, step)
+        unknown = [a for a in actors if a not in self.scenario.by_key]
+        if unknown:
+            raise ValueError(f"schedule returned unknown agents {unknown}")
+        return actors
+
+    # -- project
+    def project(self, actors: list[str]) -> dict[str, tuple[Message, ...]]:
+        return {key: self.scenario.projector.view(key, self.scenario.log) for key in actors}
+
+    # -- act
+    def act(self, actors: list[str], views: dict[str, tuple[Message, ...]]) -> list[Outcome]:
+        sc = self.scenario
+        asks = []
+        for key in actors:
+            seed = sc.next_seed()
+            asks.append(_Ask(key, views[key], sc.request_for(sc.by_key[key], views[key], seed)))
+        results: dict[str, tuple[_Ask, Interpretation, ChatResponse | None]] = {}
+        pending = asks
+        for round_ in range(sc.max_reasks + 1):
+            responses = self.backend.generate([a.request for a in pending])
+            if len(responses) != len(pending):
+                raise RuntimeError(
+                    f"backend {self.backend.name} returned {len(responses)} responses "
+                    f"for {len(pending)} requests"
+                )
+            retry = []
+            for ask, resp in zip(pending, responses, strict=True):
+                ask.attempts += resp.attempts
+                ask.prompt_tokens += resp.prompt_tokens
+                ask.completion_tokens += resp.completion_tokens
+                ask.latency_s += resp.latency_s
+                agent = sc.by_key[ask.key]
+                interp = (
+                    sc.interpret(agent, resp) if resp.ok
+                    else Interpretation(False, error=f"backend error: {resp.error}")
+                )
+                results[ask.key] = (ask, interp, resp)
+                if not interp.ok and resp.ok and round_ < sc.max_reasks:
+                    msgs = sc.reask_messages(agent, ask.messages, interp.error)
+                    ask.request = sc.request_for(agent, msgs, sc.next_seed())
+                    retry.append(ask)
+            pending = retry
+            if not pending:
+                break
+        outcomes = []
+        for key in actors:
+            ask, interp, resp = results[key]
+            outcomes.append(Outcome(
+                agent=sc.by_key[key], interpretation=interp, response=resp,
+                attempts=ask.attempts, seed=ask.request.seed or 0,
+                prompt_tokens=ask.prompt_tokens, completion_tokens=ask.completion_tokens,
+                latency_s=ask.latency_s,
+            ))
+        return outcomes
+
+    # -- resolve
+    def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:
+        return self.scenario.resolve(step, outcomes)
+
+    # -- record
+    def record(self, step: int, pending: list[PendingEvent]) -> tuple[bool, str]:
+        sc = self.scenario
+        backend = self.backend.name
+        new: list[Event] = []
+        for p in pending:
+            call = dict(p.call)
+            if call:
+                call.setdefault("backend", backend)
+            new.append(sc.log.append(step=step, speaker=p.speaker, audience=p.audience,
+                                     kind=p.kind, content=p.content, **call))
+            agent = sc.by_key.get(p.speaker)
+            if agent is None or not call:
+                continue
+            if p.kind == FAILURE:
+                agent.failures += 1
+                sc.consecutive_failures += 1
+            else:
+                agent.turns += 1
+                sc.turns += 1
+                sc.consecutive_failures = 0
+                sc.last_speaker = p.speaker
+        sc.steps_taken = step + 1
+        if self.on_events is not None:
+            self.on_events(new)
+        reason = self._termination(step, new)
+        if reason:
+            sc.done, sc.termination_reason = True, reason
+        return bool(reason), reason
+
+    def _termination(self, step: int, new: list[Event]) -> str:
+        sc = self.scenario
+        failures = [e for e in new if e.kind == FAILURE]
+        if failures and sc.on_failure == "stop":
+            return f"failure: {failures[0].content}"
+        if sc.consecutive_failures >= sc.max_consecutive_failures:
+            return "too_many_failures"
+        reason = sc.check_termination()
+        if reason:
+            return reason
+        if step + 1 >= self.max_steps:
+            return "max_steps"
+        return ""
+
+    def tick(self, step: int) -> tuple[bool, str]:
+        """One whole tick without LangGraph (used by ``Scenario.step``)."""
+        actors = self.schedule(step)
+        outcomes = self.act(actors, self.project(actors))
+        return self.record(step, self.resolve(step, outcomes))

@@ -1,0 +1,272 @@
+"""The run directory: a manifest plus one atomically committed folder per episode.
+
+An episode is staged in ``RUN/.staging/<id>/``, fsynced, then committed with a single
+``os.rename`` to ``RUN/episodes/<id>/``. A rename is atomic, so a killed run leaves each
+episode either complete or absent; readers only look at ``RUN/episodes/*/``, and a resumed
+run skips :meth:`RunStore.completed_episodes` without redoing or losing finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from simlab.events import EVENT_COLUMNS, Event
+from simlab.store.manifest import (
+    StoreError,
+    atomic_write_json,
+    fsync_dir,
+    read_json,
+    redact_secrets,
+)
+
+MANIFEST = "manifest.json"
+EPISODES_DIR = "episodes"
+STAGING_DIR = ".staging"
+EVENTS_FILE, AGENTS_FILE, EPISODE_FILE = "events.parquet", "agents.parquet", "episode.parquet"
+
+_EPISODE_ID_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
+_DTYPES: dict[str, Any] = {
+    "str": pl.String,
+    "int": pl.Int64,
+    "float": pl.Float64,
+    "bool": pl.Boolean,
+    "tuple[str, ...]": pl.List(pl.String),
+}
+
+
+def _events_schema() -> pl.Schema:
+    """Schema from :class:`Event` itself, so a zero-event episode still has every column."""
+    types = {f.name: str(f.type) for f in fields(Event)}
+    unknown = [c for c in EVENT_COLUMNS if types[c] not in _DTYPES]
+    if unknown:
+        raise TypeError(f"simlab.store: no Parquet type for Event field(s) {unknown}")
+    return pl.Schema({c: _DTYPES[types[c]] for c in EVENT_COLUMNS})
+
+
+EVENTS_SCHEMA = _events_schema()
+EPISODES_SCHEMA = pl.Schema(
+    {
+        "episode_id": pl.String,
+        "episode_index": pl.Int64,
+        "scenario": pl.String,
+        "seed": pl.Int64,
+        "n_turns": pl.Int64,
+        "n_events": pl.Int64,
+        "n_failures": pl.Int64,
+        "termination_reason": pl.String,
+        "wall_s": pl.Float64,
+        "participants": pl.List(pl.String),
+    }
+)
+AGENTS_SCHEMA = pl.Schema(
+    {
+        "episode_id": pl.String,
+        "agent_id": pl.String,
+        "name": pl.String,
+        "role": pl.String,
+        "persona_id": pl.String,
+    }
+)
+_LIST_COLUMNS = frozenset({"participants"})  # string lists kept as List(String)
+
+
+@dataclass(frozen=True)
+class RunTables:
+    """Everything a run stored, as read by analysis, export and ``simlab show``."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    events: pl.DataFrame
+    agents: pl.DataFrame
+    episodes: pl.DataFrame
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A run directory is one with a manifest (written before any episode)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise StoreError(f"{path}: manifest is not a JSON object")
+    return data
+
+
+def _flatten(row: Mapping[str, Any], keep_lists: frozenset[str] = frozenset()) -> dict:
+    """Nested values become JSON text in ``<key>_json`` so tables stay flat and concat."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key in keep_lists and isinstance(value, list | tuple):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, Mapping | list | tuple | set | frozenset):
+            if isinstance(value, set | frozenset):
+                value = sorted(value, key=str)
+            out[f"{key}_json"] = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        else:
+            out[key] = value
+    return out
+
+
+def _frame(rows: list[dict], schema: pl.Schema, where: str) -> pl.DataFrame:
+    """Rows to a frame, known columns typed by ``schema`` and the rest inferred."""
+    present = {k for r in rows for k in r}
+    try:
+        df = pl.DataFrame(
+            rows,
+            schema_overrides={k: t for k, t in schema.items() if k in present},
+            infer_schema_length=None,
+        )
+    except Exception as exc:  # polars raises several types for mixed or bad values
+        raise StoreError(f"{where}: cannot build table ({exc})") from exc
+    missing = [k for k in schema if k not in df.columns]
+    if missing:
+        df = df.with_columns(pl.lit(None, dtype=schema[k]).alias(k) for k in missing)
+    order = [k for k in schema if k in df.columns]
+    return df.select(order + [c for c in df.columns if c not in schema])
+
+
+def _write_synced(df: pl.DataFrame, path: Path) -> None:
+    df.write_parquet(path)
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+class RunStore:
+    """Writes one run directory; safe to reopen after a crash to resume the run."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise StoreError(f"{self.run_dir}: run directory path is a file")
+        self.episodes_dir = self.run_dir / EPISODES_DIR
+        self.staging_dir = self.run_dir / STAGING_DIR
+        self.episodes_dir.mkdir(parents=True, exist_ok=True)
+        # Anything still staged was never committed: a killed run left it behind.
+        shutil.rmtree(self.staging_dir, ignore_errors=True)
+        self.staging_dir.mkdir()
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.run_dir / MANIFEST
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Atomically replace the manifest (secrets are redacted as a last safeguard)."""
+        atomic_write_json(self.manifest_path, redact_secrets(manifest))
+
+    def update_manifest(self, **fields: Any) -> None:
+        """Merge top-level ``fields`` into the manifest, e.g. a summary at run end."""
+        manifest = self.read_manifest() or {}
+        manifest.update(fields)
+        self.write_manifest(manifest)
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        return _read_manifest(self.manifest_path)
+
+    def completed_episodes(self) -> set[str]:
+        return {p.name for p in self.episodes_dir.iterdir() if p.is_dir()}
+
+    def write_episode(
+        self,
+        episode_id: str,
+        events: list[dict[str, Any]],
+        agents: list[dict[str, Any]],
+        episode: dict[str, Any],
+    ) -> Path:
+        """Stage, fsync and commit one episode; returns its committed directory."""
+        where = f"{self.run_dir}: episode {episode_id!r}"
+        if not _EPISODE_ID_RE.match(episode_id):
+            raise StoreError(f"{where}: id must match {_EPISODE_ID_RE.pattern}")
+        final = self.episodes_dir / episode_id
+        if final.exists():
+            raise StoreError(f"{final}: episode already committed")
+        events_df = self._events_frame(episode_id, events, where)
+        agents_rows = [{"episode_id": episode_id, **_flatten(a)} for a in agents]
+        agents_df = _frame(agents_rows, AGENTS_SCHEMA, f"{where} agents")
+        ep = {"episode_id": episode_id, **episode}
+        if ep["episode_id"] != episode_id:
+            raise StoreError(f"{where}: episode row has episode_id {ep['episode_id']!r}")
+        index = ep.get("episode_index")
+        if not isinstance(index, numbers.Integral) or isinstance(index, bool):
+            raise StoreError(f"{where}: episode row needs an int 'episode_index'")
+        episode_df = _frame([_flatten(ep, _LIST_COLUMNS)], EPISODES_SCHEMA, f"{where} episode")
+
+        stage = self.staging_dir / episode_id
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        try:
+            _write_synced(events_df, stage / EVENTS_FILE)
+            _write_synced(agents_df, stage / AGENTS_FILE)
+            _write_synced(episode_df, stage / EPISODE_FILE)
+            fsync_dir(stage)
+            os.rename(stage, final)  # the commit point
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        fsync_dir(self.episodes_dir)
+        return final
+
+    @staticmethod
+    def _events_frame(episode_id: str, events: list[dict[str, Any]], where: str) -> pl.DataFrame:
+        expected = set(EVENT_COLUMNS)
+        for i, row in enumerate(events):
+            if set(row) != expected:
+                missing, extra = sorted(expected - set(row)), sorted(set(row) - expected)
+                raise StoreError(f"{where}: event {i} missing {missing}, unexpected {extra}")
+            if row["episode_id"] != episode_id:
+                raise StoreError(f"{where}: event {i} has episode_id {row['episode_id']!r}")
+        try:
+            return pl.DataFrame(events, schema=EVENTS_SCHEMA)
+        except Exception as exc:
+            raise StoreError(f"{where}: cannot build events table ({exc})") from exc
+
+
+def _read(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:
+        raise StoreError(f"{path}: cannot read Parquet ({exc})") from exc
+
+
+def _concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
+    if not frames:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def load_run(run_dir: str | Path) -> RunTables:
+    """Read a run's committed episodes, ordered by episode index (events by seq within)."""
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise StoreError(f"{run_dir}: not a run directory (no {MANIFEST})")
+    manifest = _read_manifest(run_dir / MANIFEST) or {}
+    episodes_root = run_dir / EPISODES_DIR
+    dirs = (
+        sorted(p for p in episodes_root.iterdir() if p.is_dir()) if episodes_root.is_dir() else []
+    )
+    loaded = []
+    for d in dirs:
+        ep = _read(d / EPISODE_FILE)
+        loaded.append((ep["episode_index"][0], d.name, ep, d))
+    loaded.sort(key=lambda t: (t[0], t[1]))
+    events = [_read(d / EVENTS_FILE).sort("seq") for *_, d in loaded]
+    agents = [_read(d / AGENTS_FILE) for *_, d in loaded]
+    return RunTables(
+        run_dir=run_dir,
+        manifest=manifest,
+        events=_concat(events, EVENTS_SCHEMA),
+        agents=_concat(agents, AGENTS_SCHEMA),
+        episodes=_concat([t[2] for t in loaded], EPISODES_SCHEMA),
+    )

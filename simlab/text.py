@@ -1,0 +1,72 @@
+"""Text helpers shared by talking scenarios: persona cards and reply repair.
+
+Small models often write the other side of the conversation, prefix their own name, or
+leak template tokens. ``clean_reply`` repairs those deterministically, so a reply is kept
+when it can be saved and re-asked only when nothing usable is left.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from simlab.personas.model import Persona
+
+_GENERIC_SPEAKERS = ("user", "assistant", "system", "narrator", "human", "ai")
+_TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]")
+
+
+def persona_card(p: Persona) -> str:
+    """The persona as second-person instructions for a system message."""
+    who = f"You are {p.name}, {p.age} years old"
+    if p.occupation:
+        who += f", {_article(p.occupation)} {p.occupation}"
+    if p.location:
+        who += f" from {p.location}"
+    lines = [who + ".", p.description.strip()]
+    if p.temperament:
+        lines.append(f"Temperament: {p.temperament}.")
+    if p.speaking_style:
+        lines.append(f"How you talk: {p.speaking_style}.")
+    return " ".join(lines)
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
+def _speaker_prefix(names: Iterable[str]) -> re.Pattern[str]:
+    labels = set(_GENERIC_SPEAKERS)
+    for name in names:
+        labels.add(name.lower())
+        labels.add(name.split()[0].lower())
+    alts = "|".join(sorted((re.escape(x) for x in labels if x), key=len, reverse=True))
+    return re.compile(rf"^\s*\**\s*(?:{alts})\s*\**\s*:\s*", re.IGNORECASE)
+
+
+def clean_reply(text: str, own_name: str, other_names: Iterable[str], max_chars: int = 600) -> str:
+    """Repair a chat reply: keep only what the speaker itself says.
+
+    - cut at leaked template tokens (``<|im_end|>`` …);
+    - drop a leading ``Own Name:`` / ``Assistant:`` label;
+    - cut where the model starts writing another speaker's line (``Other:``);
+    - trim surrounding quotes and whitespace, and cap the length at a sentence end.
+    Returns "" when nothing usable is left.
+    """
+    m = _TEMPLATE_TOKEN.search(text)
+    if m:
+        text = text[: m.start()]
+    own = _speaker_prefix([own_name])
+    others = _speaker_prefix(list(other_names))
+    text = own.sub("", text.strip(), count=1)
+    kept: list[str] = []
+    for line in text.splitlines():
+        if others.match(line) or (kept and own.match(line)):
+            break
+        kept.append(line.strip())
+    text = " ".join(x for x in kept if x).strip().strip('"').strip()
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+        text = cut[: end + 1] if end > 0 else cut
+    return text if re.search(r"\w", text) else ""

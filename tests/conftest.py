@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny persona sets and a minimal scenario, all offline."""
+
+from __future__ import annotations
+
+import pytest
+
+from simlab.agents import PersonaAgent
+from simlab.personas.model import Persona
+from simlab.scenario import Scenario
+
+
+def make_personas(n: int, goals: tuple[str, ...] = ("find a better job",)) -> list[Persona]:
+    names = ["Ana Diaz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Eva Novak", "Femi Ade"]
+    return [
+        Persona(id=f"p{i}", name=names[i], age=25 + 5 * i, description=f"{names[i]} is a test.",
+                occupation="teacher", goals=goals)
+        for i in range(n)
+    ]
+
+
+class ToyScenario(Scenario):
+    """All personas in order, on a given edge list (default: complete)."""
+
+    name = "toy"
+
+    def __init__(self, *, edges: list[tuple[int, int]] | None = None, **base) -> None:
+        self._edges = edges
+        super().__init__(**base)
+
+    def setup(self, population: list[Persona]) -> None:
+        agents = [self.add_agent(p, "member") for p in population]
+        keys = [a.key for a in agents]
+        pairs = self._edges or [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+        self.graph.add_edges_from((keys[i], keys[j]) for i, j in pairs)
+
+    def system_prompt(self, agent: PersonaAgent) -> str:
+        return f"You are {agent.name}."
+
+
+@pytest.fixture
+def personas() -> list[Persona]:
+    return make_personas(3)
+
+
+def compose(*overrides: str):
+    """Compose the project's Hydra config offline, as the CLI would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from simlab.cli.main import CONF_DIR
+    from simlab.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
