@@ -153,7 +153,8 @@ class DialogueScenario(Scenario):
 
     def interpret(self, agent: PersonaAgent, response: ChatResponse) -> Interpretation:
         others = [self.by_key[k].name for k in self.participants if k != agent.key]
-        text = clean_reply(response.text, agent.name, others)
+        text = clean_reply(response.text, agent.name, others,
+                           truncated=response.finish_reason == "length")
         if not text:
             return Interpretation(False, error=f"empty reply after repair: {response.text!r}")
         return Interpretation(True, text)

@@ -14,6 +14,9 @@ from simlab.personas.model import Persona
 
 _GENERIC_SPEAKERS = ("user", "assistant", "system", "narrator", "human", "ai")
 _TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|\[/?INST\]")
+# Stage directions small models like to open with: "[Laughter]", "*smiles*", "(sighs)".
+_STAGE = re.compile(r"^\s*(?:\[[^\]]{0,40}\]|\*[^*]{0,40}\*|\([^)]{0,40}\))\s*")
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
 
 
 def persona_card(p: Persona) -> str:
@@ -44,13 +47,21 @@ def _speaker_prefix(names: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"^\s*\**\s*(?:{alts})\s*\**\s*:\s*", re.IGNORECASE)
 
 
-def clean_reply(text: str, own_name: str, other_names: Iterable[str], max_chars: int = 600) -> str:
+def clean_reply(
+    text: str,
+    own_name: str,
+    other_names: Iterable[str],
+    max_chars: int = 600,
+    truncated: bool = False,
+) -> str:
     """Repair a chat reply: keep only what the speaker itself says.
 
     - cut at leaked template tokens (``<|im_end|>`` …);
-    - drop a leading ``Own Name:`` / ``Assistant:`` label;
+    - drop a leading ``Own Name:`` / ``Assistant:`` label and stage directions;
     - cut where the model starts writing another speaker's line (``Other:``);
-    - trim surrounding quotes and whitespace, and cap the length at a sentence end.
+    - trim surrounding quotes and whitespace, and cap the length at a sentence end;
+    - if the reply was cut off by the token limit (``truncated``), drop the unfinished
+      last sentence when a finished one precedes it.
     Returns "" when nothing usable is left.
     """
     m = _TEMPLATE_TOKEN.search(text)
@@ -58,7 +69,12 @@ def clean_reply(text: str, own_name: str, other_names: Iterable[str], max_chars:
         text = text[: m.start()]
     own = _speaker_prefix([own_name])
     others = _speaker_prefix(list(other_names))
-    text = own.sub("", text.strip(), count=1)
+    text = text.strip()
+    for _ in range(3):
+        before = text
+        text = _STAGE.sub("", own.sub("", text, count=1), count=1)
+        if text == before:
+            break
     kept: list[str] = []
     for line in text.splitlines():
         if others.match(line) or (kept and own.match(line)):
@@ -66,7 +82,9 @@ def clean_reply(text: str, own_name: str, other_names: Iterable[str], max_chars:
         kept.append(line.strip())
     text = " ".join(x for x in kept if x).strip().strip('"').strip()
     if len(text) > max_chars:
-        cut = text[:max_chars]
-        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-        text = cut[: end + 1] if end > 0 else cut
+        text, truncated = text[:max_chars], True
+    if truncated:
+        ends = list(_SENTENCE_END.finditer(text))
+        if ends and ends[-1].end() < len(text.rstrip()):
+            text = text[: ends[-1].end()]
     return text if re.search(r"\w", text) else ""
