@@ -19,10 +19,10 @@ from pathlib import Path
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import compose  # noqa: E402
+from conftest import compose
 
-from simlab.runner import run  # noqa: E402
-from simlab.store import load_run  # noqa: E402
+from simlab.runner import run
+from simlab.store import load_run
 
 
 def machine() -> str:

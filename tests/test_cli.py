@@ -42,7 +42,8 @@ def test_run_writes_a_complete_store_and_show_prints_named_transcripts(tmp_path)
                 "completion_tokens", "latency_s", "backend", "model"):
         assert utter[col].null_count() == 0, col
     assert set(utter["backend"]) == {"mock"} and set(utter["model"]) == {"mock/mock-1"}
-    assert tables.agents.height == 6 and {"name", "role", "description"} <= set(tables.agents.columns)
+    assert tables.agents.height == 6
+    assert {"name", "role", "description"} <= set(tables.agents.columns)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["status"] == "complete"
     assert manifest["backend"]["model"] == "mock/mock-1"

@@ -40,7 +40,7 @@ def test_bad_values_fail_at_composition_naming_the_key(override, exc, words):
 
 def test_population_file_without_a_path_names_the_key():
     cfg = compose("population=file")
-    with pytest.raises(ValueError, match="population.path"):
+    with pytest.raises(ValueError, match=r"population.path"):
         build_population(cfg.population, None)
 
 
@@ -50,17 +50,17 @@ def test_a_missing_persona_file_names_the_path(tmp_path):
     from simlab.personas import PersonaFileError
 
     cfg = compose("population=file", f"population.path={tmp_path}/nope.yaml")
-    with pytest.raises(PersonaFileError, match="nope.yaml"):
+    with pytest.raises(PersonaFileError, match=r"nope.yaml"):
         build_population(cfg.population, np.random.default_rng(0))
 
 
 def test_inconsistent_values_fail_when_the_scenario_is_built():
     cfg = compose("scenario.min_turns=9", "scenario.max_turns=4")
-    with pytest.raises(ValueError, match="min_turns/max_turns.*9/4"):
+    with pytest.raises(ValueError, match=r"min_turns/max_turns.*9/4"):
         make_scenario(cfg, build_population(cfg.population, None), 0, 0)
 
 
 def test_structured_schema_rejects_unknown_keys_in_code_too():
     cfg = compose()
-    with pytest.raises(ConfigAttributeError, match="scenario.not_a_key"):
+    with pytest.raises(ConfigAttributeError, match=r"scenario.not_a_key"):
         cfg.scenario.not_a_key = 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from conftest import make_personas
 
@@ -128,7 +130,7 @@ def test_group_dialogue_with_neighbour_schedule_respects_the_graph():
     hub = sc.participants[0]
     speakers = [e.speaker for e in _said(sc)]
     assert len(speakers) == 8 and speakers[0] == hub
-    assert all((a == hub) != (b == hub) for a, b in zip(speakers, speakers[1:], strict=False))
+    assert all((a == hub) != (b == hub) for a, b in itertools.pairwise(speakers))
     for e in _said(sc):
         expected = tuple(k for k in sc.participants if k != hub) if e.speaker == hub else (hub,)
         assert e.audience == expected
@@ -143,9 +145,9 @@ def test_mesa_style_step_drives_the_same_engine():
 
 
 def test_scenario_config_errors_name_the_field():
-    with pytest.raises(ValueError, match="scenario.mode"):
+    with pytest.raises(ValueError, match=r"scenario.mode"):
         DialogueScenario(population=make_personas(2), episode_id="x", mode="trio")
-    with pytest.raises(ValueError, match="scenario.min_turns/max_turns"):
+    with pytest.raises(ValueError, match=r"scenario.min_turns/max_turns"):
         DialogueScenario(population=make_personas(2), episode_id="x", min_turns=8, max_turns=4)
     with pytest.raises(ValueError, match="population: pair dialogue needs 2"):
         DialogueScenario(population=make_personas(1), episode_id="x")
