@@ -1,0 +1,129 @@
+"""Deterministic stand-in backend for unit tests: no model, no network, no randomness leak.
+
+Replies are a pure function of the request (its canonical cache-key text, which includes
+the seed), so a run with the mock is exactly reproducible, and different speakers or
+turns see different text. Knobs let tests script the awkward paths a real model takes:
+queued replies, agents that say goodbye, and calls that fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from simlab.backends.base import Backend, ChatRequest, ChatResponse
+from simlab.backends.schema import example_instance, parse_reply
+
+GOODBYE = "Thanks, goodbye!"
+
+_VOCAB_TEXT = """
+I you we think maybe the market price is fair today really would like to know more about
+that plan sounds good but not sure why so quite interesting weather family work a little
+tired honestly and neighbours said same thing yesterday well perhaps next week could help with
+"""
+_VOCAB = tuple(_VOCAB_TEXT.split())
+
+
+def _rng_for(request: ChatRequest, model_id: str) -> random.Random:
+    digest = hashlib.sha256(request.cache_key_material(model_id).encode("utf-8")).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class MockBackend(Backend):
+    """Scriptable fake model.
+
+    Args:
+        replies: texts returned in order, one per successful call, before falling back to
+            generated text (like simonw/llm's queued mock model).
+        close_after: from the ``close_after``-th call of each ``tag`` on (1-based), the
+            generated reply ends with :data:`GOODBYE`, so dialogues can terminate.
+        fail_every: every k-th call overall returns an error response (no reply consumed).
+        model: the model name reported in ``model_id``.
+    """
+
+    name = "mock"
+
+    def __init__(
+        self,
+        replies: Sequence[str] | None = None,
+        *,
+        close_after: int | None = None,
+        fail_every: int | None = None,
+        model: str = "mock-1",
+    ) -> None:
+        if fail_every is not None and fail_every < 1:
+            raise ValueError(f"fail_every must be >= 1, got {fail_every}")
+        self._queue = list(replies or [])
+        self.close_after = close_after
+        self.fail_every = fail_every
+        self.model = model
+        self.calls: list[ChatRequest] = []
+        self._per_tag: Counter[str] = Counter()
+
+    @property
+    def model_id(self) -> str:
+        return f"mock/{self.model}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "close_after": self.close_after,
+            "fail_every": self.fail_every,
+        }
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        return [self._one(r) for r in requests]
+
+    def _one(self, request: ChatRequest) -> ChatResponse:
+        self.calls.append(request)
+        self._per_tag[request.tag] += 1
+        prompt_tokens = sum(_words(m.content) for m in request.messages)
+        base: dict[str, Any] = {"prompt_tokens": prompt_tokens, "model": self.model_id}
+        if self.fail_every and len(self.calls) % self.fail_every == 0:
+            return ChatResponse(
+                text="",
+                error=f"mock failure on call {len(self.calls)}",
+                finish_reason="error",
+                **base,
+            )
+        if self._queue:
+            text = self._queue.pop(0)
+            reason = "stop"
+        elif request.json_schema is not None:
+            instance = example_instance(request.json_schema, _rng_for(request, self.model_id))
+            text, reason = json.dumps(instance, ensure_ascii=False), "stop"
+        else:
+            text, reason = self._generated(request)
+        parsed, error = None, ""
+        if request.json_schema is not None:
+            parsed, error = parse_reply(text, request.json_schema)
+        return ChatResponse(
+            text=text,
+            completion_tokens=_words(text),
+            finish_reason=reason,
+            parsed=parsed,
+            error=error,
+            **base,
+        )
+
+    def _generated(self, request: ChatRequest) -> tuple[str, str]:
+        rng = _rng_for(request, self.model_id)
+        words = [rng.choice(_VOCAB) for _ in range(rng.randint(8, 20))]
+        text = " ".join(words)
+        text = text[0].upper() + text[1:] + "."
+        if self.close_after is not None and self._per_tag[request.tag] >= self.close_after:
+            text = f"{text} {GOODBYE}"
+        for stop in request.stop:
+            if stop and stop in text:
+                text = text[: text.index(stop)]
+        if _words(text) > request.max_tokens:
+            return " ".join(text.split()[: request.max_tokens]), "length"
+        return text, "stop"
