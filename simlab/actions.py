@@ -37,6 +37,7 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    cost_usd: float = 0.0
 
 
 @dataclass(slots=True)

@@ -91,9 +91,29 @@ class DialogueConfig(ScenarioConfig):
 
 
 @dataclass
+class CacheConfig:
+    """Persistent response cache; a warm re-run makes no model calls."""
+
+    enabled: bool = False
+    path: str = ".cache/simlab/responses.sqlite"
+
+
+@dataclass
+class RetryConfig:
+    """Retry transient failures (timeouts, 429, 5xx, connection) with backoff + jitter."""
+
+    max_attempts: int = 4
+    initial_s: float = 0.5
+    max_s: float = 20.0
+    jitter: bool = True
+
+
+@dataclass
 class BackendConfig:
     _target_: str = MISSING
     name: str = MISSING
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
 
 
 @dataclass
@@ -112,6 +132,42 @@ class MockConfig(BackendConfig):
     model: str = "mock-1"
     close_after: int | None = None
     fail_every: int | None = None
+
+
+@dataclass
+class LiteLLMConfig(BackendConfig):
+    _target_: str = "simlab.backends.litellm_backend.LiteLLMBackend"
+    name: str = "litellm"
+    model: str = MISSING  # any litellm model string, e.g. openai/gpt-4o-mini
+    api_base: str | None = None
+    api_key_env: str | None = None  # NAME of the env var holding the key; never the key
+    timeout_s: float = 60.0
+    max_in_flight: int = 64
+    rpm: int | None = None
+    tpm: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TransformersConfig(BackendConfig):
+    _target_: str = "simlab.backends.hf.TransformersBackend"
+    name: str = "transformers"
+    model: str | None = None  # None: the bundled SmolLM2 GGUF
+    gguf_file: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 16
+
+
+@dataclass
+class VLLMConfig(BackendConfig):
+    _target_: str = "simlab.backends.vllm_backend.VLLMBackend"
+    name: str = "vllm"
+    model: str = MISSING
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    max_model_len: int | None = None
+    enable_prefix_caching: bool = True
 
 
 @dataclass
@@ -145,5 +201,8 @@ def register_configs() -> None:
     cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
     cs.store(group="backend", name="llamacpp_schema", node=LlamaCppConfig)
     cs.store(group="backend", name="mock_schema", node=MockConfig)
+    cs.store(group="backend", name="litellm_schema", node=LiteLLMConfig)
+    cs.store(group="backend", name="transformers_schema", node=TransformersConfig)
+    cs.store(group="backend", name="vllm_schema", node=VLLMConfig)
     cs.store(group="population", name="population_schema", node=PopulationConfig)
     cs.store(group="projection", name="projection_schema", node=ProjectionConfig)

@@ -45,6 +45,7 @@ class Event:
     model: str = ""
     request_seed: int = -1
     attempts: int = 0
+    cost_usd: float = 0.0
     data: str = ""  # JSON text of a structured action or scenario payload, "" if none
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 

@@ -44,6 +44,7 @@ class RunSummary:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
     wall_s: float = 0.0
     terminations: Counter = field(default_factory=Counter)
 
@@ -55,6 +56,7 @@ class RunSummary:
             "failures": self.failures,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost_usd, 6),
             "wall_s": round(self.wall_s, 3),
             "terminations": dict(self.terminations),
         }
@@ -89,9 +91,21 @@ def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> S
 
 
 def make_backend(cfg: Any) -> Backend:
-    """Instantiate the configured backend (``name`` is the group's label, not an arg)."""
-    spec = {k: v for k, v in _plain(cfg).items() if k != "name"}
-    return instantiate(spec, _convert_="all")
+    """Instantiate the configured backend inside its wrappers.
+
+    ``name`` is the group's label and ``cache``/``retry`` configure the wrappers
+    (accounting ⊃ cache ⊃ retry ⊃ backend); everything else goes to the backend class.
+    """
+    from simlab.backends.wrappers import wrap_backend
+
+    spec = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
+    assert isinstance(spec, dict)
+    cache = spec.pop("cache", None) or {}
+    retry = spec.pop("retry", None)
+    spec.pop("name", None)
+    inner = instantiate(spec, _convert_="all")
+    cache_path = cache.get("path") if cache.get("enabled") else None
+    return wrap_backend(inner, cache_path=cache_path, retry=retry)
 
 
 def _check_resume(store: RunStore, config: dict) -> None:
@@ -148,8 +162,9 @@ def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None) ->
         bar_turns.close()
         bar_eps.close()
         summary.wall_s = time.time() - started
-        store.update_manifest(status="complete" if summary.episodes_run + summary.episodes_skipped
-                              == cfg.episodes else "incomplete", summary=summary.as_dict(),
+        complete = summary.episodes_run + summary.episodes_skipped == cfg.episodes
+        store.update_manifest(status="complete" if complete else "incomplete",
+                              summary=summary.as_dict(), backend_stats=backend.stats(),
                               finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if own_backend:
             backend.close()
@@ -180,5 +195,6 @@ def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunS
     summary.failures += failures
     summary.prompt_tokens += sum(e.prompt_tokens for e in sc.log)
     summary.completion_tokens += sum(e.completion_tokens for e in sc.log)
+    summary.cost_usd += sum(e.cost_usd for e in sc.log)
     summary.terminations[sc.termination_reason] += 1
     log.info("episode %s: %d turns, ended: %s", sc.episode_id, sc.turns, sc.termination_reason)

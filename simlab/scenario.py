@@ -154,6 +154,7 @@ class Scenario(mesa.Model):
             "prompt_tokens": o.prompt_tokens,
             "completion_tokens": o.completion_tokens,
             "latency_s": o.latency_s,
+            "cost_usd": o.cost_usd,
             "finish_reason": o.response.finish_reason if o.response else "",
             "model": o.response.model if o.response else "",
             "request_seed": o.seed,

@@ -80,6 +80,9 @@ class ChatResponse:
     parsed: Any = None
     error: str = ""
     attempts: int = 1
+    cost_usd: float = 0.0  # provider price of this call where known (litellm), else 0
+    transient: bool = False  # the error is worth retrying (timeout, 429, 5xx, connection)
+    cached: bool = False  # served from a response cache; no model was called
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +112,13 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Manifest entry: never include secrets here."""
         return {"backend": self.name, "model": self.model_id}
+
+    def stats(self) -> dict[str, Any]:
+        """Run summary for the manifest (calls, tokens, latency, cache hits …).
+
+        Plain backends have none; the accounting wrapper provides it.
+        """
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (models, sessions)."""

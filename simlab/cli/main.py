@@ -56,13 +56,15 @@ def _hydra_main() -> None:
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def task(cfg: DictConfig) -> None:
+        from omegaconf.errors import OmegaConfBaseException
+
         from simlab.backends.base import BackendError
         from simlab.runner import run
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             summary = run(cfg, run_dir)
-        except (ValueError, BackendError, FileNotFoundError) as exc:
+        except (ValueError, BackendError, FileNotFoundError, OmegaConfBaseException) as exc:
             print(f"simlab: error: {exc}", file=sys.stderr)
             sys.exit(2)
         s = summary.as_dict()

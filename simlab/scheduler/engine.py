@@ -33,6 +33,7 @@ class _Ask:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    cost_usd: float = 0.0
 
 
 class TickEngine:
@@ -86,6 +87,7 @@ class TickEngine:
                 ask.prompt_tokens += resp.prompt_tokens
                 ask.completion_tokens += resp.completion_tokens
                 ask.latency_s += resp.latency_s
+                ask.cost_usd += resp.cost_usd
                 agent = sc.by_key[ask.key]
                 interp = (
                     sc.interpret(agent, resp) if resp.ok
@@ -106,7 +108,7 @@ class TickEngine:
                 agent=sc.by_key[key], interpretation=interp, response=resp,
                 attempts=ask.attempts, seed=ask.request.seed or 0,
                 prompt_tokens=ask.prompt_tokens, completion_tokens=ask.completion_tokens,
-                latency_s=ask.latency_s,
+                latency_s=ask.latency_s, cost_usd=ask.cost_usd,
             ))
         return outcomes
 
