@@ -7,12 +7,13 @@ composition with the key named, before any model is loaded. Enums list the legal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 class ProjectionName(Enum):
@@ -199,8 +200,19 @@ class RunConfig:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
 
 
+def slug(text: str, max_len: int = 120) -> str:
+    """A safe single path component: sweep job dirs are named from their overrides, and
+    values such as ``openai/gpt-4o`` or URLs would otherwise nest or break directories."""
+    text = re.sub(r"[\\/:*?\"<>|\s]+", "_", text.replace("\\", ""))
+    text = text.strip("._") or "job"
+    return text[:max_len]
+
+
 def register_configs() -> None:
-    """Register the schemas; group YAMLs name them in their defaults lists."""
+    """Register the schemas (group YAMLs name them in their defaults lists) and the
+    ``slug`` resolver used for sweep directory names."""
+    if not OmegaConf.has_resolver("slug"):
+        OmegaConf.register_new_resolver("slug", slug)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
