@@ -152,6 +152,9 @@ class LiteLLMConfig(BackendConfig):
     rpm: int | None = None
     tpm: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # auto: OpenAI-compatible servers (openai/…, hosted_vllm/… with an api_base) are called
+    # over plain aiohttp (~0.4 ms CPU a call, vs ~6 ms through litellm); others via litellm.
+    transport: str = "auto"
 
 
 @dataclass

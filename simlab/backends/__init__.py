@@ -12,12 +12,18 @@ from typing import TYPE_CHECKING, Any
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
+    from simlab.backends.hf import TransformersBackend
+    from simlab.backends.litellm_backend import LiteLLMBackend
     from simlab.backends.llamacpp import LlamaCppBackend
     from simlab.backends.mock import MockBackend
+    from simlab.backends.vllm_backend import VLLMBackend
 
 _LAZY = {
     "MockBackend": "simlab.backends.mock",
     "LlamaCppBackend": "simlab.backends.llamacpp",
+    "LiteLLMBackend": "simlab.backends.litellm_backend",
+    "TransformersBackend": "simlab.backends.hf",
+    "VLLMBackend": "simlab.backends.vllm_backend",
 }
 
 __all__ = [
@@ -25,9 +31,12 @@ __all__ = [
     "BackendError",
     "ChatRequest",
     "ChatResponse",
+    "LiteLLMBackend",
     "LlamaCppBackend",
     "Message",
     "MockBackend",
+    "TransformersBackend",
+    "VLLMBackend",
 ]
 
 
