@@ -60,6 +60,7 @@ class Scenario(mesa.Model):
         self.graph: nx.Graph = nx.Graph()
         self.by_key: dict[str, PersonaAgent] = {}
         self.participants: list[str] = []
+        self.order: dict[str, int] = {}  # agent key -> position in participants
         self.last_speaker: str | None = None
         self.backend: Backend | None = None  # set by the engine; for judges, not agents
         self.steps_taken = 0
@@ -131,6 +132,7 @@ class Scenario(mesa.Model):
             key, n = f"{persona.id}-{n}", n + 1
         agent = PersonaAgent(self, persona, role, key)
         self.by_key[key] = agent
+        self.order[key] = len(self.participants)
         self.participants.append(key)
         self.graph.add_node(key)
         return agent
@@ -140,7 +142,7 @@ class Scenario(mesa.Model):
         if key == ENV:
             return tuple(self.participants)
         nbrs = self.graph.successors(key) if self.graph.is_directed() else self.graph.neighbors(key)
-        order = {k: i for i, k in enumerate(self.participants)}
+        order = self.order
         return tuple(sorted((n for n in nbrs if n in order), key=order.__getitem__))
 
     def narrate(self, text: str, audience: Sequence[str] | None = None, step: int = 0) -> None:
