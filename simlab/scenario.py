@@ -106,9 +106,12 @@ class Scenario(mesa.Model):
     ) -> tuple[Message, ...]:
         """Messages for a re-ask after an invalid reply: by default the same view.
 
-        Scenarios with structured actions append the validation error so the model can
+        Structured (JSON) replies get the validation error appended, so the model can
         correct itself; a fresh per-call seed is drawn either way.
         """
+        if error.startswith("invalid structured reply"):
+            note = f"Your last reply was not valid ({error}). Reply again with JSON only."
+            return (*messages, Message("user", note))
         return messages
 
     def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import pytest
 from conftest import make_personas
@@ -153,3 +154,38 @@ def test_scenario_config_errors_name_the_field():
         DialogueScenario(population=make_personas(1), episode_id="x")
     with pytest.raises(ValueError, match=r"scenario.roles\[0\]"):
         DialogueScenario(population=make_personas(2), episode_id="x", roles=[{"instructions": "x"}])
+
+
+class _Structured(DialogueScenario):
+    """A dialogue whose turns are structured actions, to exercise schema re-asks."""
+
+    SCHEMA: ClassVar[dict] = {"type": "object", "properties": {"say": {"type": "string"}},
+                              "required": ["say"]}
+
+    def request_for(self, agent, messages, seed):
+        from simlab.backends.base import ChatRequest
+
+        return ChatRequest(messages=messages, seed=seed, tag=agent.key, json_schema=self.SCHEMA)
+
+    def interpret(self, agent, response):
+        from simlab.actions import Interpretation
+
+        return Interpretation(True, response.parsed["say"], data=response.parsed)
+
+
+def test_invalid_structured_reply_is_reasked_with_the_error_then_recorded():
+    backend = MockBackend(replies=["not json", '{"say": "hello"}'])
+    sc = _Structured(population=make_personas(2), episode_id="s", seed=1, min_turns=1,
+                     max_turns=1)
+    run_episode(TickEngine(sc, backend))
+    assert _said(sc)[0].content == "hello" and _said(sc)[0].attempts == 2
+    reask = backend.calls[1].messages[-1]
+    assert reask.role == "user" and "invalid JSON" in reask.content
+
+    backend = MockBackend(replies=["nope", '{"wrong": 1}'])
+    sc = _Structured(population=make_personas(2), episode_id="s", seed=1, min_turns=1,
+                     max_turns=1, max_reasks=1, on_failure="stop")
+    run_episode(TickEngine(sc, backend))
+    (fail,) = [e for e in sc.log if e.kind == FAILURE]
+    assert fail.content.startswith("invalid structured reply: schema")
+    assert fail.attempts == 2 and sc.termination_reason.startswith("failure: invalid")

@@ -89,12 +89,18 @@ class TickEngine:
                 ask.latency_s += resp.latency_s
                 ask.cost_usd += resp.cost_usd
                 agent = sc.by_key[ask.key]
-                interp = (
-                    sc.interpret(agent, resp) if resp.ok
-                    else Interpretation(False, error=f"backend error: {resp.error}")
-                )
+                # A structured reply that came back but failed its schema is the model's
+                # mistake, not the transport's: re-ask it with the validation error.
+                invalid = (not resp.ok and ask.request.json_schema is not None
+                           and bool(resp.text) and not resp.transient)
+                if resp.ok:
+                    interp = sc.interpret(agent, resp)
+                elif invalid:
+                    interp = Interpretation(False, error=f"invalid structured reply: {resp.error}")
+                else:
+                    interp = Interpretation(False, error=f"backend error: {resp.error}")
                 results[ask.key] = (ask, interp, resp)
-                if not interp.ok and resp.ok and round_ < sc.max_reasks:
+                if not interp.ok and (resp.ok or invalid) and round_ < sc.max_reasks:
                     msgs = sc.reask_messages(agent, ask.messages, interp.error)
                     ask.request = sc.request_for(agent, msgs, sc.next_seed())
                     retry.append(ask)
