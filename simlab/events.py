@@ -76,6 +76,9 @@ class EventLog(Sequence[Event]):
     def __init__(self, episode_id: str) -> None:
         self.episode_id = episode_id
         self._events: list[Event] = []
+        # agent id -> seqs of the events it perceived (spoke or was in the audience), so a
+        # projection reads only its own tail: O(visible) per turn, not O(all events).
+        self._inbox: dict[str, list[int]] = {}
 
     def append(
         self,
@@ -98,6 +101,8 @@ class EventLog(Sequence[Event]):
             **call,
         )
         self._events.append(event)
+        for agent in {speaker, *event.audience}:
+            self._inbox.setdefault(agent, []).append(event.seq)
         return event
 
     def __getitem__(self, index):  # type: ignore[override]
@@ -112,6 +117,12 @@ class EventLog(Sequence[Event]):
     def since(self, seq: int) -> list[Event]:
         """Events with ``seq >= seq``: the tail a projector has not seen yet."""
         return self._events[seq:]
+
+    def perceived(self, agent_id: str, start: int = 0) -> tuple[list[Event], int]:
+        """Events ``agent_id`` perceived, from position ``start`` of its index on; also
+        returns the position to resume from next time."""
+        seqs = self._inbox.get(agent_id, ())
+        return [self._events[i] for i in seqs[start:]], len(seqs)
 
     def rows(self) -> list[dict[str, Any]]:
         return [e.to_row() for e in self._events]

@@ -51,12 +51,20 @@ class Projector(ABC):
         if state is None:
             state = _View([Message("system", self.context.system_prompts[agent_id])])
             self._views[agent_id] = state
-        for event in log.since(state.cursor):
+        events, state.cursor = self.new_events(agent_id, log, state.cursor)
+        for event in events:
             placed = self.place(agent_id, event)
             if placed is not None:
                 _append_merged(state.messages, *placed)
-        state.cursor = len(log)
         return tuple(state.messages)
+
+    def new_events(self, agent_id: str, log: EventLog, cursor: int) -> tuple[list[Event], int]:
+        """Events not yet folded into the agent's view, and the new cursor.
+
+        The default reads the whole log's tail; projections that only show what an agent
+        perceived override this to read its index instead.
+        """
+        return log.since(cursor), len(log)
 
     @abstractmethod
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:

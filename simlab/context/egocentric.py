@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from simlab.backends.base import Role
 from simlab.context.base import Projector
-from simlab.events import FAILURE, NOTE, Event
+from simlab.events import FAILURE, NOTE, Event, EventLog
 
 
 class EgocentricProjector(Projector):
     """The default projection: roles are relative to the viewing agent."""
 
     name = "egocentric"
+
+    def new_events(self, agent_id: str, log: EventLog, cursor: int) -> tuple[list[Event], int]:
+        # Only what the agent perceived can appear in its view: read its index.
+        return log.perceived(agent_id, cursor)
 
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
         if event.kind == FAILURE or not event.visible_to(agent_id):
