@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +49,12 @@ class RunSummary:
     terminations: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "episodes_run": self.episodes_run,
-            "episodes_skipped": self.episodes_skipped,
-            "turns": self.turns,
-            "failures": self.failures,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost_usd, 6),
-            "wall_s": round(self.wall_s, 3),
-            "terminations": dict(self.terminations),
-        }
+        out = asdict(self)
+        out.pop("run_dir")
+        out["terminations"] = dict(self.terminations)
+        out["cost_usd"] = round(self.cost_usd, 6)
+        out["wall_s"] = round(self.wall_s, 3)
+        return out
 
 
 def _plain(cfg: Any) -> Any:
@@ -73,6 +68,11 @@ def episode_seeds(seed: int, n: int) -> tuple[np.random.Generator, list[int]]:
     return rng, [int(s) for s in rng.integers(SEED_BOUND, size=n)]
 
 
+def episode_id(index: int) -> str:
+    """Episode ids are derived from the index, so a resume can skip without rebuilding."""
+    return f"ep{index:05d}"
+
+
 def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> Scenario:
     """Instantiate the configured scenario for episode ``index``."""
     sc = _plain(cfg.scenario)
@@ -81,7 +81,7 @@ def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> S
     kwargs = {k: v for k, v in sc.items() if k not in _ENGINE_KEYS}
     return cls(
         population=population,
-        episode_id=f"ep{index:05d}",
+        episode_id=episode_id(index),
         episode_index=index,
         seed=seed,
         projection=_plain(cfg.projection)["name"],
@@ -145,11 +145,11 @@ def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None) ->
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
     try:
         for index, seed in enumerate(seeds):
-            scenario = make_scenario(cfg, population, index, seed)
-            if scenario.episode_id in done:
+            if episode_id(index) in done:
                 summary.episodes_skipped += 1
                 bar_eps.update()
                 continue
+            scenario = make_scenario(cfg, population, index, seed)
             bar_turns.reset()
             engine = TickEngine(scenario, backend, max_steps=cfg.scenario.max_steps,
                                 on_events=lambda evs: bar_turns.update(len(evs)))

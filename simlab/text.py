@@ -7,6 +7,7 @@ when it can be saved and re-asked only when nothing usable is left.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -39,6 +40,12 @@ def _article(noun: str) -> str:
 
 
 def _speaker_prefix(names: Iterable[str]) -> re.Pattern[str]:
+    return _compiled_prefix(tuple(sorted(names)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled_prefix(names: tuple[str, ...]) -> re.Pattern[str]:
+    """Compiled once per set of names: reply repair runs on every turn."""
     labels = set(_GENERIC_SPEAKERS)
     for name in names:
         labels.add(name.lower())

@@ -8,6 +8,16 @@ from simlab.agents import PersonaAgent
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 
+#: A structured-action schema shared by backend tests (bids in an auction).
+AUCTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action": {"enum": ["bid", "out"]},
+        "amount": {"type": "integer", "minimum": 0},
+    },
+    "required": ["action"],
+}
+
 
 def make_personas(n: int, goals: tuple[str, ...] = ("find a better job",)) -> list[Persona]:
     names = ["Ana Diaz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Eva Novak", "Femi Ade"]

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import AUCTION_SCHEMA
 
 from simlab.backends import BackendError, ChatRequest, Message
 from simlab.backends.schema import validate
@@ -158,14 +159,6 @@ def test_package_import_does_not_load_llama_cpp() -> None:
 
 # --------------------------------------------------------------------- embedded model
 
-AUCTION_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "action": {"enum": ["bid", "out"]},
-        "amount": {"type": "integer", "minimum": 0},
-    },
-    "required": ["action"],
-}
 
 
 @pytest.fixture(scope="module")

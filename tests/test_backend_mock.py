@@ -6,19 +6,11 @@ import json
 import random
 
 import pytest
+from conftest import AUCTION_SCHEMA
 
 from simlab.backends import ChatRequest, Message
 from simlab.backends.mock import GOODBYE, MockBackend
 from simlab.backends.schema import example_instance, parse_reply, validate
-
-AUCTION_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "action": {"enum": ["bid", "out"]},
-        "amount": {"type": "integer", "minimum": 0},
-    },
-    "required": ["action"],
-}
 
 
 def req(text: str = "Hi there", *, seed: int | None = 7, tag: str = "", **kw) -> ChatRequest:

@@ -66,7 +66,7 @@ class GraphNeighbours(SchedulePolicy):
             return [scenario.participants[0]]
         graph = scenario.graph
         succ = graph.successors(last) if graph.is_directed() else graph.neighbors(last)
-        order = {k: i for i, k in enumerate(scenario.participants)}
+        order = scenario.order
         candidates = sorted((n for n in succ if n in order), key=order.__getitem__)
         if not candidates:
             return [scenario.participants[0]]
