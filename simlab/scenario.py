@@ -96,6 +96,15 @@ class Scenario(mesa.Model):
         """The chat request for ``agent`` given its projected view."""
         return ChatRequest(messages=messages, seed=seed, tag=agent.key)
 
+    def local_response(self, agent: PersonaAgent, request: ChatRequest) -> ChatResponse | None:
+        """A reply computed without the backend, or None to ask the model.
+
+        Rule-driven agents (truthful bidders, formula planners) answer here; their
+        replies then flow through ``interpret`` and ``resolve`` exactly like a model's,
+        so mixed populations of rule and LLM agents share one code path.
+        """
+        return None
+
     def interpret(self, agent: PersonaAgent, response: ChatResponse) -> Interpretation:
         """Validate or repair a reply; invalid ones are re-asked with ``error``."""
         text = response.text.strip()

@@ -6,7 +6,7 @@ import itertools
 from typing import ClassVar
 
 import pytest
-from conftest import make_personas
+from conftest import ToyScenario, make_personas
 
 from scenarios.dialogue import DialogueScenario
 from simlab.backends.base import ChatResponse
@@ -189,3 +189,32 @@ def test_invalid_structured_reply_is_reasked_with_the_error_then_recorded():
     (fail,) = [e for e in sc.log if e.kind == FAILURE]
     assert fail.content.startswith("invalid structured reply: schema")
     assert fail.attempts == 2 and sc.termination_reason.startswith("failure: invalid")
+
+
+class _HalfRuleScenario(ToyScenario):
+    """Even-numbered agents answer by rule; the others ask the model."""
+
+    def local_response(self, agent, request):
+        if self.order[agent.key] % 2 == 0:
+            return ChatResponse(text=f"rule says hi from {agent.name}", model="rule:echo")
+        return None
+
+
+def test_local_responses_skip_the_backend_and_flow_through_resolve():
+    class Counting(MockBackend):
+        batches: ClassVar[list[int]] = []
+
+        def generate(self, requests):
+            self.batches.append(len(requests))
+            return super().generate(requests)
+
+    sc = _HalfRuleScenario(population=make_personas(4), episode_id="e", seed=1,
+                           schedule=make_policy("simultaneous"))
+    backend = Counting()
+    TickEngine(sc, backend, max_steps=2).tick(0)
+    utterances = [e for e in sc.log if e.kind == UTTERANCE]
+    assert len(utterances) == 4
+    assert Counting.batches == [2]  # only the two model-driven agents were sent
+    rule = [e for e in utterances if e.model == "rule:echo"]
+    assert [e.speaker for e in rule] == [sc.participants[0], sc.participants[2]]
+    assert rule[0].content.startswith("rule says hi")

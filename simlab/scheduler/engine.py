@@ -75,12 +75,7 @@ class TickEngine:
         results: dict[str, tuple[_Ask, Interpretation, ChatResponse | None]] = {}
         pending = asks
         for round_ in range(sc.max_reasks + 1):
-            responses = self.backend.generate([a.request for a in pending])
-            if len(responses) != len(pending):
-                raise RuntimeError(
-                    f"backend {self.backend.name} returned {len(responses)} responses "
-                    f"for {len(pending)} requests"
-                )
+            responses = self._generate(pending)
             retry = []
             for ask, resp in zip(pending, responses, strict=True):
                 ask.attempts += resp.attempts
@@ -117,6 +112,21 @@ class TickEngine:
                 latency_s=ask.latency_s, cost_usd=ask.cost_usd,
             ))
         return outcomes
+
+    def _generate(self, pending: list[_Ask]) -> list[ChatResponse]:
+        """Responses for ``pending`` in order: rule-driven agents answer locally
+        (``Scenario.local_response``), the rest go to the backend as one batch."""
+        sc = self.scenario
+        local = [sc.local_response(sc.by_key[a.key], a.request) for a in pending]
+        remote = [a.request for a, r in zip(pending, local, strict=True) if r is None]
+        responses = self.backend.generate(remote) if remote else []
+        if len(responses) != len(remote):
+            raise RuntimeError(
+                f"backend {self.backend.name} returned {len(responses)} responses "
+                f"for {len(remote)} requests"
+            )
+        it = iter(responses)
+        return [r if r is not None else next(it) for r in local]
 
     # -- resolve
     def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:
