@@ -189,7 +189,7 @@ def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunS
         "participants": list(sc.participants),
         **sc.outcome(),
     }
-    store.write_episode(sc.episode_id, events, agents, episode)
+    store.write_episode(sc.episode_id, events, agents, episode, tables=sc.tables())
     summary.episodes_run += 1
     summary.turns += sc.turns
     summary.failures += failures

@@ -135,6 +135,12 @@ class Scenario(mesa.Model):
         """Scenario-specific columns for the ``episodes`` row."""
         return {}
 
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Extra per-episode tables, by name (e.g. ``items`` sold in an auction or
+        ``ticks`` of aggregate metrics); stored as ``<name>.parquet`` beside the events
+        and loaded into ``RunTables.tables``. Derived from the run, never a second log."""
+        return {}
+
     # --------------------------------------------------------------- helpers
     def add_agent(self, persona: Persona, role: str) -> PersonaAgent:
         """Create a :class:`PersonaAgent`, register it and add it to the graph."""

@@ -344,3 +344,20 @@ def test_build_manifest_records_git_revision(tmp_path: Path) -> None:
     assert build_manifest({}, 0, {}, tmp_path)["git"] == {"revision": head, "dirty": False}
     (tmp_path / "a.txt").write_text("b")
     assert build_manifest({}, 0, {}, tmp_path)["git"] == {"revision": head, "dirty": True}
+
+
+def test_scenario_tables_are_stored_and_loaded_per_episode(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    store.write_manifest({"seed": 0})
+    for index in (0, 1):
+        ep_id, events, agents, episode = _episode(index, 2)
+        items = [{"item": "house-1", "price": 100 + index, "meta": {"rooms": 3}}]
+        store.write_episode(ep_id, events, agents, episode, tables={"items": items})
+    tables = load_run(tmp_path).tables
+    assert list(tables) == ["items"]
+    assert tables["items"]["episode_id"].to_list() == ["ep-000", "ep-001"]
+    assert tables["items"]["price"].to_list() == [100, 101]
+    assert tables["items"]["meta_json"].to_list() == ['{"rooms": 3}'] * 2
+    ep_id, events, agents, episode = _episode(2, 1)
+    with pytest.raises(StoreError, match="bad scenario table name 'events'"):
+        store.write_episode(ep_id, events, agents, episode, tables={"events": []})

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ AGENTS_SCHEMA = pl.Schema(
     }
 )
 _LIST_COLUMNS = frozenset({"participants"})  # string lists kept as List(String)
+_CORE_FILES = frozenset({EVENTS_FILE, AGENTS_FILE, EPISODE_FILE})
+_TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class RunTables:
     events: pl.DataFrame
     agents: pl.DataFrame
     episodes: pl.DataFrame
+    #: Scenario tables (``Scenario.tables()``), e.g. auction items or per-tick metrics,
+    #: concatenated over episodes; each has an ``episode_id`` column.
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -184,6 +189,7 @@ class RunStore:
         events: list[dict[str, Any]],
         agents: list[dict[str, Any]],
         episode: dict[str, Any],
+        tables: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> Path:
         """Stage, fsync and commit one episode; returns its committed directory."""
         where = f"{self.run_dir}: episode {episode_id!r}"
@@ -202,6 +208,12 @@ class RunStore:
         if not isinstance(index, numbers.Integral) or isinstance(index, bool):
             raise StoreError(f"{where}: episode row needs an int 'episode_index'")
         episode_df = _frame([_flatten(ep, _LIST_COLUMNS)], EPISODES_SCHEMA, f"{where} episode")
+        extra = {}
+        for name, rows in (tables or {}).items():
+            if not _TABLE_NAME_RE.match(name) or f"{name}.parquet" in _CORE_FILES:
+                raise StoreError(f"{where}: bad scenario table name {name!r}")
+            extra[name] = _frame([{"episode_id": episode_id, **_flatten(r)} for r in rows],
+                                 pl.Schema({"episode_id": pl.String}), f"{where} table {name}")
 
         stage = self.staging_dir / episode_id
         shutil.rmtree(stage, ignore_errors=True)
@@ -210,6 +222,8 @@ class RunStore:
             _write_synced(events_df, stage / EVENTS_FILE)
             _write_synced(agents_df, stage / AGENTS_FILE)
             _write_synced(episode_df, stage / EPISODE_FILE)
+            for name, df in extra.items():
+                _write_synced(df, stage / f"{name}.parquet")
             fsync_dir(stage)
             os.rename(stage, final)  # the commit point
         except BaseException:
@@ -263,10 +277,16 @@ def load_run(run_dir: str | Path) -> RunTables:
     loaded.sort(key=lambda t: (t[0], t[1]))
     events = [_read(d / EVENTS_FILE).sort("seq") for *_, d in loaded]
     agents = [_read(d / AGENTS_FILE) for *_, d in loaded]
+    extra: dict[str, list[pl.DataFrame]] = {}
+    for *_, d in loaded:
+        for f in sorted(d.glob("*.parquet")):
+            if f.name not in _CORE_FILES:
+                extra.setdefault(f.stem, []).append(_read(f))
     return RunTables(
         run_dir=run_dir,
         manifest=manifest,
         events=_concat(events, EVENTS_SCHEMA),
         agents=_concat(agents, AGENTS_SCHEMA),
         episodes=_concat([t[2] for t in loaded], EPISODES_SCHEMA),
+        tables={k: pl.concat(v, how="diagonal_relaxed") for k, v in extra.items()},
     )
