@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import mesa
 import networkx as nx
@@ -22,6 +22,11 @@ from simlab.context import ProjectionContext, Projector, make_projector
 from simlab.events import ENV, FAILURE, NARRATION, UTTERANCE, EventLog
 from simlab.personas.model import Persona
 from simlab.scheduler.policies import RoundRobin, SchedulePolicy
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from simlab.store import RunTables
 
 SEED_BOUND = 2**31 - 1
 
@@ -139,6 +144,16 @@ class Scenario(mesa.Model):
         """Extra per-episode tables, by name (e.g. ``items`` sold in an auction or
         ``ticks`` of aggregate metrics); stored as ``<name>.parquet`` beside the events
         and loaded into ``RunTables.tables``. Derived from the run, never a second log."""
+        return {}
+
+    @classmethod
+    def summarize(cls, run: RunTables) -> dict[str, pl.DataFrame]:
+        """Scenario metrics over a stored run, by table name, for ``simlab analyze``.
+
+        Reads only the store (``run.episodes``, ``run.tables`` …), so analysis never
+        needs the live model; e.g. an auction's revenue and efficiency per format beside
+        the textbook benchmark. One row per episode or per (episode, tick) is typical.
+        """
         return {}
 
     # --------------------------------------------------------------- helpers
