@@ -50,6 +50,23 @@ class GraphKind(Enum):
     star = "star"
 
 
+class AuctionFormat(Enum):
+    english = "english"
+    first_price = "first_price"
+    second_price = "second_price"
+
+
+class RuleBidder(Enum):
+    truthful = "truthful"
+    shading = "shading"
+    random = "random"
+
+
+class BidSchema(Enum):
+    open = "open"  # any whole-dollar amount; the auctioneer's rules reject bad ones
+    ladder = "ladder"  # amount is one of the legal bid levels (grammar-enforced backends)
+
+
 class PopulationKind(Enum):
     curated = "curated"
     file = "file"
@@ -88,6 +105,37 @@ class DialogueConfig(ScenarioConfig):
     termination: Termination = Termination.rules
     max_tokens: int = 64
     temperature: float = 0.8
+    top_p: float = 0.95
+
+
+@dataclass
+class AuctionConfig(ScenarioConfig):
+    """House auctions (scenarios/auction.py); see conf/scenario/auction.yaml for keys."""
+
+    _target_: str = "scenarios.auction.AuctionScenario"
+    name: str = "auction"
+    format: AuctionFormat = AuctionFormat.english
+    items_path: str | None = None  # None: scenarios/data/houses.yaml
+    items: list[Any] = field(default_factory=list)  # inline items instead of a file
+    n_items: int = 2
+    n_bidders: int = 4
+    rule_bidders: list[RuleBidder] = field(default_factory=list)
+    shuffle: bool = True
+    min_increment: int = 10_000
+    max_rounds: int = 6
+    value_noise: float = 0.1
+    taste_sd: float = 0.1
+    budget_income_multiple: float = 5.0
+    shade: float | None = None
+    random_out_p: float = 0.3
+    bid_schema: BidSchema = BidSchema.ladder
+    ladder_size: int = 6
+    talk: bool = True
+    plan: bool = False
+    profiling: bool = False
+    ask_dropped: bool = False
+    max_tokens: int = 80
+    temperature: float = 0.7
     top_p: float = 0.95
 
 
@@ -219,6 +267,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
+    cs.store(group="scenario", name="auction_schema", node=AuctionConfig)
     cs.store(group="backend", name="llamacpp_schema", node=LlamaCppConfig)
     cs.store(group="backend", name="mock_schema", node=MockConfig)
     cs.store(group="backend", name="litellm_schema", node=LiteLLMConfig)
