@@ -3,6 +3,8 @@
     simlab [overrides…]            run (Hydra; ``-m`` for sweeps)
     simlab show RUN_DIR [--episode ID]   print transcripts
     simlab graph                   print the scheduler graph as Mermaid
+    simlab analyze RUN_DIR...      metrics tables and a comparative report
+    simlab export RUN_DIR --format openai|sharegpt|hf   dialogue corpus export
 
 Subcommands are dispatched before Hydra sees argv, so Hydra's override grammar and
 flags (``-m``, ``--cfg job``, ``--help``) work unchanged for runs.
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-SUBCOMMANDS = ("show", "graph")
+SUBCOMMANDS = ("show", "graph", "analyze", "export")
 log = logging.getLogger("simlab")
 
 
@@ -43,6 +45,18 @@ def _graph(argv: list[str]) -> int:
         .parse_args(argv)
     print(mermaid())
     return 0
+
+
+def _analyze(argv: list[str]) -> int:
+    from simlab.analysis.cli import main as analyze_main
+
+    return analyze_main(argv)
+
+
+def _export(argv: list[str]) -> int:
+    from simlab.export.cli import main as export_main
+
+    return export_main(argv)
 
 
 def _hydra_main() -> None:
@@ -81,7 +95,8 @@ def _hydra_main() -> None:
 def main(argv: list[str] | None = None) -> int | None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in SUBCOMMANDS:
-        return {"show": _show, "graph": _graph}[args[0]](args[1:])
+        return {"show": _show, "graph": _graph, "analyze": _analyze,
+                "export": _export}[args[0]](args[1:])
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _hydra_main()

@@ -1,0 +1,156 @@
+"""All non-judge metrics of one run, as three polars tables: per turn, agent, episode.
+
+:func:`compute_metrics` vectorises the run once (:class:`~simlab.analysis.corpus.Corpus`)
+and joins what each metric module computes. Metrics that need a partner (echo, partner
+detectors) or two utterances (authorship) come out null where a run has none, so
+monologues, bidders' one-liners and reference corpora are analysed alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from simlab.analysis import authorship as auth
+from simlab.analysis.corpus import Corpus
+from simlab.analysis.drift import agent_drift, turn_drift
+from simlab.analysis.echo import echo_summary, turn_echo
+from simlab.analysis.naturalness import (
+    ReferenceStats,
+    corpus_distance,
+    distances,
+    turn_naturalness,
+)
+from simlab.analysis.retrieval import POOL_SIZES, persona_retrieval
+from simlab.analysis.roles import FLAGS, turn_roles
+from simlab.analysis.text import turn_table
+from simlab.store import RunTables
+
+ROLE_COLUMNS = (*FLAGS, "role_confusion")
+
+
+@dataclass
+class MetricTables:
+    turns: pl.DataFrame
+    agents: pl.DataFrame
+    episodes: pl.DataFrame
+    #: authorship (same, diff) pairs, for pooled AUCs over any set of agents
+    pairs: pl.DataFrame
+    #: run-level figures: pooled consistency AUC, corpus naturalness distances
+    run: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def mrr_columns(self) -> list[str]:
+        return [c for c in self.episodes.columns if c.startswith("mrr_k")]
+
+
+def reference_stats(ref: RunTables, name: str = "reference") -> ReferenceStats:
+    """Naturalness statistics of a corpus (a reference file or any run)."""
+    turns = turn_table(ref)
+    _, episodes = turn_naturalness(turns)
+    return ReferenceStats.from_features(name, episodes, turns["n_words"].to_numpy())
+
+
+def compute_metrics(
+    run: RunTables,
+    *,
+    reference: ReferenceStats | None = None,
+    seed: int = 0,
+    pool_sizes: tuple[int, ...] = POOL_SIZES,
+    n_distractors: int = 5,
+    delta: float = 0.1,
+    n_jobs: int = 1,
+) -> MetricTables:
+    clock: dict[str, float] = {}
+
+    def tick(name: str, t0: float) -> float:
+        now = time.perf_counter()
+        clock[name] = round(now - t0, 4)
+        return now
+
+    t0 = time.perf_counter()
+    c = Corpus.build(run, n_jobs=n_jobs)
+    t0 = tick("vectorise", t0)
+    drift = turn_drift(c)
+    t0 = tick("drift", t0)
+    rr = persona_retrieval(c, pool_sizes, seed=seed)
+    t0 = tick("retrieval", t0)
+    echo = turn_echo(c)
+    t0 = tick("echo", t0)
+    roles = turn_roles(c, delta=delta)
+    t0 = tick("roles", t0)
+    nat_turns, nat_eps = turn_naturalness(c.turns)
+    t0 = tick("naturalness", t0)
+    agents_auth, pairs = auth.authorship(c, n_distractors=n_distractors, seed=seed)
+    t0 = tick("authorship", t0)
+
+    base = c.turns.select("row", "episode_id", "speaker", "turn", "agent_turn", "step",
+                          "n_words")
+    turns = base
+    for df in (nat_turns, drift, rr, echo, roles):
+        turns = turns.join(df, on="row", how="left", maintain_order="left")
+    mrr = [col for col in rr.columns if col.startswith("rr_k")]
+
+    agents = _agents(c, turns, agents_auth, mrr)
+    episodes = _episodes(run, turns, agents, nat_eps, mrr)
+    run_level: dict[str, Any] = {
+        "consistency_auc": auth.pooled_auc(agents_auth["consistency_same"].drop_nulls()
+                                           .to_numpy(), pairs["diff"].to_numpy()),
+        "n_personas": c.n_personas,
+    }
+    if reference is not None:
+        dist = distances(nat_eps, c.turns, reference)
+        episodes = episodes.join(dist, on="episode_id", how="left", maintain_order="left")
+        run_level.update(corpus_distance(nat_eps, c.turns, reference))
+    tick("aggregate", t0)
+    return MetricTables(turns.drop("row").rename({"speaker": "agent_id"}), agents, episodes,
+                        pairs.rename({"speaker": "agent_id"}), run_level, clock)
+
+
+def _agents(c: Corpus, turns: pl.DataFrame, auth_df: pl.DataFrame,
+            mrr: list[str]) -> pl.DataFrame:
+    per = turns.group_by("episode_id", "speaker", maintain_order=True).agg(
+        pl.len().alias("n_turns"),
+        pl.col("n_words").mean().alias("mean_turn_words"),
+        pl.col("is_question").mean().alias("question_rate"),
+        *[pl.col(col).mean().alias(col.replace("rr_", "mrr_")) for col in mrr],
+        pl.col("role_confusion").mean().alias("role_confusion_rate"),
+    )
+    for df in (agent_drift(turns), echo_summary(turns, ["episode_id", "speaker"]), auth_df):
+        per = per.join(df, on=["episode_id", "speaker"], how="left", maintain_order="left")
+    meta = c.agents.select("episode_id", pl.col("agent_id").alias("speaker"), "name", "role",
+                           "persona_id").unique(["episode_id", "speaker"], keep="first")
+    per = per.join(meta, on=["episode_id", "speaker"], how="left", maintain_order="left")
+    return per.rename({"speaker": "agent_id"}).select(
+        "episode_id", "agent_id", "name", "role", "persona_id",
+        *[x for x in per.columns if x not in ("episode_id", "speaker", "name", "role",
+                                              "persona_id")])
+
+
+def _episodes(run: RunTables, turns: pl.DataFrame, agents: pl.DataFrame,
+              nat: pl.DataFrame, mrr: list[str]) -> pl.DataFrame:
+    per = turns.group_by("episode_id", maintain_order=True).agg(
+        pl.len().alias("n_utterances"),
+        pl.col("speaker").n_unique().alias("n_speakers"),
+        *[pl.col(col).mean().alias(col.replace("rr_", "mrr_")) for col in mrr],
+        *[pl.col(col).mean().alias(f"{col}_rate") for col in ROLE_COLUMNS],
+    )
+    from_agents = agents.group_by("episode_id").agg(
+        drift_level=pl.col("drift_level").mean(),
+        drift_slope=pl.col("drift_slope").mean(),
+        consistency=pl.col("consistency").mean(),
+        consistency_margin=pl.col("consistency_margin").mean(),
+    )
+    for df in (from_agents, echo_summary(turns, ["episode_id"]),
+               nat.drop("mean_turn_words").join(
+                   turns.group_by("episode_id").agg(mean_turn_words=pl.col("n_words").mean()),
+                   on="episode_id", how="left")):
+        per = per.join(df, on="episode_id", how="left", maintain_order="left")
+    ep = run.episodes.select("episode_id", *[c for c in ("scenario", "termination_reason")
+                                             if c in run.episodes.columns])
+    # every stored episode gets a row, even one with no utterances
+    return ep.join(per, on="episode_id", how="left", maintain_order="left")

@@ -1,0 +1,124 @@
+"""The report's figures (matplotlib, Agg backend, PNG): groups side by side, with 95%
+t-intervals as error bars or bands."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+
+from simlab.analysis.compare import t_interval
+
+
+def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> Path | None:
+    """One small bar chart per metric: groups' means with 95% CI error bars."""
+    metrics = [m for m in metrics if m in set(summary["metric"])]
+    if not metrics:
+        return None
+    cols = min(4, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    groups = summary["group"].unique(maintain_order=True).to_list()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, m in zip(axes.flat, metrics, strict=False):
+        s = summary.filter(pl.col("metric") == m)
+        mean = s["mean"].fill_null(np.nan).to_numpy()
+        lo = s["ci_low"].fill_null(np.nan).to_numpy()
+        hi = s["ci_high"].fill_null(np.nan).to_numpy()
+        err = np.nan_to_num(np.vstack([mean - lo, hi - mean]), nan=0.0)
+        x = np.arange(len(s))
+        ax.bar(x, np.nan_to_num(mean), yerr=err, capsize=3,
+               color=[colors[groups.index(g) % len(colors)] for g in s["group"]])
+        ax.set_xticks(x, [str(g) for g in s["group"]], rotation=20, ha="right", fontsize=7)
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
+            ylabel: str) -> Path | None:
+    """Mean of ``value`` by ``x`` per group, with a 95% CI band."""
+    t = turns.filter(pl.col(value).is_not_null())
+    if t.is_empty():
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for g in t["group"].unique(maintain_order=True).to_list():
+        sub = t.filter(pl.col("group") == g).group_by(x).agg(pl.col(value)).sort(x)
+        xs = sub[x].to_numpy()
+        stats = [t_interval(v) for v in sub[value].to_list()]
+        mean = np.array([s[0] for s in stats])
+        lo = np.array([s[1] for s in stats])
+        hi = np.array([s[2] for s in stats])
+        ax.plot(xs, mean, marker="o", ms=3, label=str(g))
+        ax.fill_between(xs, lo, hi, alpha=0.2)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
+    """MRR against candidate-pool size per group (chance ≈ H_K / K for reference)."""
+    s = summary.filter(pl.col("metric").str.starts_with("mrr_k"))
+    if s.is_empty():
+        return None
+    s = s.with_columns(k=pl.col("metric").str.slice(5).cast(pl.Int64)).sort("k")
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for g in s["group"].unique(maintain_order=True).to_list():
+        sub = s.filter(pl.col("group") == g)
+        ax.errorbar(sub["k"], sub["mean"], yerr=np.nan_to_num(np.vstack([
+            (sub["mean"] - sub["ci_low"]).fill_null(0).to_numpy(),
+            (sub["ci_high"] - sub["mean"]).fill_null(0).to_numpy()])),
+            marker="o", ms=3, capsize=3, label=str(g))
+    ks = np.array(sorted(set(s["k"].to_list())))
+    ax.plot(ks, [sum(1 / i for i in range(1, k + 1)) / k for k in ks], "k--", lw=0.8,
+            label="chance")
+    ax.set_xscale("log")
+    ax.set_xlabel("candidate pool size K")
+    ax.set_ylabel("MRR@K")
+    ax.set_title("Adherence: persona retrieval", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def length_hist(turns: pl.DataFrame, reference: np.ndarray | None, path: Path) -> Path | None:
+    if turns.is_empty():
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    top = int(max(turns["n_words"].max() or 1, reference.max() if reference is not None
+                  and len(reference) else 1))
+    bins = np.linspace(0, top + 1, min(40, top + 2))
+    for g in turns["group"].unique(maintain_order=True).to_list():
+        ax.hist(turns.filter(pl.col("group") == g)["n_words"].to_numpy(), bins=bins,
+                density=True, histtype="step", label=str(g))
+    if reference is not None and len(reference):
+        ax.hist(reference, bins=bins, density=True, histtype="stepfilled", alpha=0.25,
+                color="grey", label="reference")
+    ax.set_xlabel("words per turn")
+    ax.set_ylabel("density")
+    ax.set_title("Turn lengths", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
