@@ -67,10 +67,41 @@ class BidSchema(Enum):
     ladder = "ladder"  # amount is one of the legal bid levels (grammar-enforced backends)
 
 
+class PlannerKind(Enum):
+    llm = "llm"
+    saez = "saez"
+    us_federal = "us_federal"
+    fixed = "fixed"
+
+
+class TaxPreset(Enum):
+    us_federal = "us_federal"
+    flat = "flat"
+    three_bracket = "three_bracket"
+    custom = "custom"
+
+
+class PlannerObjective(Enum):
+    utilitarian = "utilitarian"
+    inverse_income = "inverse_income"
+
+
+class AgentPolicy(Enum):
+    llm = "llm"  # every agent asks the backend
+    rule = "rule"  # rule agents (best-response workers, DeGroot opinions) answer locally
+
+
+class NetworkKind(Enum):
+    small_world = "small_world"
+    scale_free = "scale_free"
+    sbm = "sbm"
+
+
 class PopulationKind(Enum):
     curated = "curated"
     file = "file"
     sampled = "sampled"
+    census = "census"
 
 
 @dataclass
@@ -136,6 +167,76 @@ class AuctionConfig(ScenarioConfig):
     ask_dropped: bool = False
     max_tokens: int = 80
     temperature: float = 0.7
+    top_p: float = 0.95
+
+
+@dataclass
+class EconomyConfig(ScenarioConfig):
+    """Labour & taxation (scenarios/economy.py); see conf/scenario/economy.yaml for keys."""
+
+    _target_: str = "scenarios.economy.EconomyScenario"
+    name: str = "economy"
+    n_workers: int | None = 16
+    ticks: int = 4
+    tax_year: int = 2
+    planner: PlannerKind = PlannerKind.llm
+    worker_policy: AgentPolicy = AgentPolicy.llm
+    tax_schedule: TaxPreset = TaxPreset.us_federal
+    flat_rate: float = 20.0
+    brackets: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    weeks_per_year: float = 52.0
+    default_hours: float = 40.0
+    min_skill: float = 7.25
+    max_skill: float = 1000.0
+    fallback_wage_median: float = 25.0
+    fallback_wage_sigma: float = 0.6
+    eta: float = 0.5
+    frisch: float = 0.5
+    psi: float = 0.0036
+    min_consumption: float = 1.0
+    inverse_income_floor: float = 1000.0
+    planner_objective: PlannerObjective = PlannerObjective.utilitarian
+    planner_max_change: int = 10
+    saez_elasticity: float = 0.25
+    saez_min_count: int = 2
+    voting: bool = False
+    candidates: list[PlannerKind] = field(
+        default_factory=lambda: [PlannerKind.llm, PlannerKind.saez, PlannerKind.us_federal])
+    archetypes: bool = False
+    archetype_by: list[str] = field(default_factory=lambda: ["age_band", "skill_band"])
+    skill_bands: int = 3
+    max_tokens: int = 16
+    planner_max_tokens: int = 96
+    temperature: float = 0.7
+    top_p: float = 0.95
+
+
+@dataclass
+class OpinionConfig(ScenarioConfig):
+    """Networked opinion & survey (scenarios/opinion.py); see conf/scenario/opinion.yaml."""
+
+    _target_: str = "scenarios.opinion.OpinionScenario"
+    name: str = "opinion"
+    n_agents: int | None = 16
+    ticks: int = 3
+    topic: str = "the federal minimum wage should be raised to $20 an hour"
+    scale: int = 7
+    graph: NetworkKind = NetworkKind.small_world
+    degree: int = 4
+    rewire_p: float = 0.1
+    p_in: float = 0.5
+    p_out: float = 0.05
+    group_by: str = "age_band"
+    survey_every: int = 2
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    agent_policy: AgentPolicy = AgentPolicy.llm
+    self_weight: float = 0.5
+    post_max_chars: int = 160
+    archetypes: bool = False
+    archetype_by: list[str] = field(default_factory=lambda: ["age_band", "gender"])
+    max_tokens: int = 80
+    temperature: float = 0.8
     top_p: float = 0.95
 
 
@@ -230,9 +331,27 @@ class VLLMConfig(BackendConfig):
 @dataclass
 class PopulationConfig:
     kind: PopulationKind = PopulationKind.curated
-    path: str | None = None  # persona file (YAML/JSONL); None: personas/curated.yaml
-    n: int = 24  # how many to sample (kind=sampled)
+    # curated/file: persona file (YAML/JSONL), None = personas/curated.yaml;
+    # census: a PUMS person file (Parquet/CSV, ACS column names), None = the bundled table
+    path: str | None = None
+    n: int = 24  # how many to sample (kind=sampled or census)
     id_prefix: str = "sampled"
+    # ---- census only (simlab/census; see docs/census.md)
+    states: list[str] = field(default_factory=list)  # postal codes, FIPS or names; [] = US
+    min_age: int | None = 18
+    max_age: int | None = None
+    employed: bool | None = None
+    where: dict[str, list[int]] = field(default_factory=dict)  # ACS column -> allowed codes
+    replace: bool = True  # sample records with replacement (weighted)
+    strata: str | None = None  # e.g. STATE or income_bracket
+    min_per_stratum: int = 0
+    # attribute -> {category: share}, raked (IPF) before sampling, e.g. {sex: {Female: .52,
+    # Male: .48}}; attributes: age_group, sex, race, hispanic_origin, education,
+    # marital_status, employment_status, income_bracket, or any ACS column (codes as keys)
+    marginals: dict[str, dict[str, float]] = field(default_factory=dict)
+    check_rules: bool = True  # reject and redraw implausible records
+    llm_validate: bool = False  # PERSONA-style plausibility check through the run's backend
+    llm_describe: bool = False  # LLM-written descriptions (checked against the attributes)
 
 
 @dataclass
@@ -268,6 +387,8 @@ def register_configs() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
     cs.store(group="scenario", name="auction_schema", node=AuctionConfig)
+    cs.store(group="scenario", name="economy_schema", node=EconomyConfig)
+    cs.store(group="scenario", name="opinion_schema", node=OpinionConfig)
     cs.store(group="backend", name="llamacpp_schema", node=LlamaCppConfig)
     cs.store(group="backend", name="mock_schema", node=MockConfig)
     cs.store(group="backend", name="litellm_schema", node=LiteLLMConfig)

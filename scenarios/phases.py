@@ -1,0 +1,85 @@
+"""Phased population scenarios: each engine step is one phase, asked as one batch.
+
+The economy and opinion scenarios run a fixed plan of phases (work periods, elections,
+planning; posting days, survey waves). Each phase's actors are asked together, so a
+period is one simultaneous batch however many agents take part. Both scenarios need
+the ``simultaneous`` schedule in config and replace it with :class:`PhasePolicy`, which
+asks the scenario who acts in the current phase.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from simlab.backends.base import ChatResponse
+from simlab.scheduler.policies import SchedulePolicy, Simultaneous
+
+if TYPE_CHECKING:
+    from simlab.scenario import Scenario
+
+_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One engine step of a phased scenario."""
+
+    kind: str  # e.g. "work", "vote", "plan", "post", "survey"
+    tick: int  # the scenario period it belongs to (0-based)
+    period: int  # tax year or survey wave (0-based)
+
+
+class Phased(Protocol):
+    def phase_actors(self, step: int) -> list[str]: ...
+
+
+class PhasePolicy(SchedulePolicy):
+    """Everyone the current phase asks, as one batch."""
+
+    name = "phases"
+
+    def select(self, scenario: Scenario, step: int) -> list[str]:
+        return scenario.phase_actors(step)  # type: ignore[attr-defined]
+
+
+def phase_policy(schedule: SchedulePolicy | None, scenario: str) -> PhasePolicy:
+    """Check the configured schedule is ``simultaneous`` and return the phase policy."""
+    if schedule is not None and not isinstance(schedule, Simultaneous | PhasePolicy):
+        raise ValueError(
+            f"scenario.schedule.name: the {scenario} scenario asks every actor of a period "
+            f"in one batch and needs 'simultaneous', got {schedule.name!r}"
+        )
+    return PhasePolicy()
+
+
+def structured(response: ChatResponse) -> Any:
+    """The reply's structured value: the backend's ``parsed``, else the first JSON object
+    in its text (backends without schema support), else None."""
+    if response.parsed is not None:
+        return response.parsed
+    match = _OBJECT.search(response.text or "")
+    if not match:
+        return None
+    try:
+        return json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+
+
+def compact(data: Any) -> str:
+    """JSON text of a structured action for ``Event.data``."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def age_band(age: int) -> str:
+    """Coarse life-stage bands used to group people for metrics and archetypes."""
+    if age < 18:
+        return "under 18"
+    if age < 35:
+        return "18-34"
+    if age < 55:
+        return "35-54"
+    return "55+"
