@@ -34,6 +34,7 @@ from simlab.store.episodes import AGENTS_SCHEMA, EPISODES_SCHEMA, EVENTS_SCHEMA
 SPC_COLUMNS = ("user 1 personas", "user 2 personas", "best generated conversation")
 _TURN_RE = re.compile(r"^\s*(user\s*[12])\s*:\s*(.*)$", re.IGNORECASE)
 SUFFIXES = (".csv", ".jsonl", ".json")
+_SPC_NAMES = {"user1": "User 1", "user2": "User 2"}
 
 
 class CorpusError(StoreError):
@@ -158,7 +159,8 @@ def load_reference(path: str | Path, limit: int | None = None) -> RunTables:
         keys = {s: re.sub(r"[^A-Za-z0-9_.\-]", "_", s) or f"s{j}"
                 for j, s in enumerate(personas)}
         for speaker, facts in personas.items():
-            agents.append({"episode_id": eid, "agent_id": keys[speaker], "name": speaker,
+            agents.append({"episode_id": eid, "agent_id": keys[speaker],
+                           "name": _SPC_NAMES.get(speaker, speaker),
                            "role": speaker, "persona_id": f"{eid}-{keys[speaker]}",
                            "description": "\n".join(facts)})
         for seq, (speaker, text) in enumerate(turns):
