@@ -31,11 +31,12 @@ def default_path(paths: Sequence[str | Path], fmt: str) -> Path:
 
 
 def export(paths: Sequence[str | Path], fmt: str, out: str | Path | None = None,
-           filters: Filters = Filters(), reference: str | Path | None = None,
+           filters: Filters | None = None, reference: str | Path | None = None,
            seed: int = 0) -> ExportResult:
     """Write ``fmt`` rows for every kept episode of every run in ``paths``."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {list(FORMATS)}, got {fmt!r}")
+    filters = filters or Filters()
     ref = reference_stats(load_reference(reference), str(reference)) if reference else None
     rows, total, kept = [], 0, 0
     for label, tables in load_inputs(paths):
