@@ -5,12 +5,18 @@ number of requests at once, a run should take at most 1.2 × the ideal
 ``S × ceil(N / cap) × latency`` (``cap`` = the backend's in-flight limit), and the
 framework should add at most 2 ms per agent-turn (measured at 0 latency: wall / (N × S)).
 
-The provider is ``tests/servers/fake_openai.py`` in its own process (so its CPU does not
-share our GIL). Each agent makes one call per tick: a trivial scenario on a ring graph
-with the simultaneous schedule, run by ``run_episode`` (LangGraph) as the CLI runs it.
+The provider runs in its own process (so its CPU does not share our GIL):
+``benchmarks/latency_server.py`` by default, a lean server that gives the test server's
+replies at a fifth of its CPU (on 2 shared cores the provider's CPU is otherwise
+charged to simlab), or ``--server fake`` for ``tests/servers/fake_openai.py``. Each agent
+makes one call per tick: a trivial scenario on a ring graph with the simultaneous
+schedule, run by ``run_episode`` (LangGraph) as the CLI runs it. Each latency is run
+``--repeats`` times on one warm server; the median is reported (wall times on a shared
+machine are noisy), with CPU seconds per request of this process and of the server.
 
     python benchmarks/bench_throughput.py [--agents 1000 --ticks 3 --latency 0.2
-                                           --cap 256 --transport auto --profile]
+                                           --cap 256 --transport auto --repeats 5
+                                           --server lean|fake --profile]
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import cProfile
 import math
 import os
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import latency_server
 from bench_dialogue import machine
 from servers.fake_openai import serve, stats
 
@@ -87,23 +95,46 @@ def episode(backend: TimedBackend, agents: int, ticks: int) -> tuple[float, Tick
     return time.perf_counter() - start, sc
 
 
-def measure(args: argparse.Namespace, latency: float) -> tuple[float, float, dict, TickScenario]:
-    with serve(latency_s=latency, subprocess_=True) as url:
+class Run:
+    """One timed episode: wall, time in generate, CPU of both processes, what was said."""
+
+    def __init__(self, wall: float, gen: float, cpu: float, st: dict, sc: TickScenario):
+        self.wall, self.gen, self.cpu, self.st = wall, gen, cpu, st
+        self.requests = st["requests"]
+        self.said = sum(1 for e in sc.log if e.kind == "utterance")
+        self.load = os.getloadavg()[0]
+
+
+def measure(args: argparse.Namespace, latency: float) -> list[Run]:
+    if args.server == "lean":
+        server = latency_server.serve(latency)
+    else:
+        server = serve(latency_s=latency, subprocess_=True)
+    with server as url:
         backend = TimedBackend("openai/fake", api_base=url, max_in_flight=args.cap,
                                timeout_s=30.0, transport=args.transport)
+        runs = []
         try:
             episode(backend, min(args.agents, args.cap), 1)  # warm: connections, imports
-            stats(url, reset=True)
-            profiler = cProfile.Profile() if args.profile and latency == 0 else None
-            if profiler:
-                profiler.enable()
-            wall, sc = episode(backend, args.agents, args.ticks)
-            if profiler:
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-            return wall, backend.in_generate, stats(url), sc
+            for _ in range(args.repeats):
+                stats(url, reset=True)
+                profiler = cProfile.Profile() if args.profile and latency == 0 else None
+                if profiler:
+                    profiler.enable()
+                cpu = time.process_time()
+                wall, sc = episode(backend, args.agents, args.ticks)
+                cpu = time.process_time() - cpu
+                if profiler:
+                    profiler.disable()
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+                runs.append(Run(wall, backend.in_generate, cpu, stats(url), sc))
+            return runs
         finally:
             backend.close()
+
+
+def median_run(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,31 +144,40 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--cap", type=int, default=256)
     p.add_argument("--transport", default="auto", choices=("auto", "litellm", "direct"))
+    p.add_argument("--repeats", type=int, default=5, help="episodes per latency (median)")
+    p.add_argument("--server", default="lean", choices=("lean", "fake"),
+                   help="lean: benchmarks/latency_server.py; fake: tests/servers/fake_openai")
     p.add_argument("--profile", action="store_true",
                    help="cProfile the 0-latency run (the main thread: the engine)")
     args = p.parse_args(argv)
     n, s = args.agents, args.ticks
     turns = n * s
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f} (other tenants)")
-    print(f"agents {n} × ticks {s} = {turns} agent-turns, cap {args.cap}, "
-          f"transport {args.transport}")
+    print(f"agents {n} × ticks {s} = {turns} agent-turns, cap {args.cap}, transport "
+          f"{args.transport}, server {args.server}, median of {args.repeats}")
 
-    wall, gen, st, sc = measure(args, args.latency)
-    said = sum(1 for e in sc.log if e.kind == "utterance")
     ideal = s * math.ceil(n / args.cap) * args.latency
-    print(f"latency {args.latency} s: wall {wall:.2f} s, ideal {ideal:.2f} s, "
-          f"ratio {wall / ideal:.2f} (target <= 1.2)")
-    print(f"  in backend.generate {gen:.2f} s (ratio {gen / ideal:.2f}), "
-          f"engine {wall - gen:.2f} s")
-    print(f"  server: {st['requests']} requests, peak concurrency {st['peak_concurrency']}, "
-          f"cpu {st['cpu_s']:.2f} s; utterances {said}/{turns}")
+    runs = measure(args, args.latency)
+    m = median_run(runs)
+    print(f"latency {args.latency} s: wall {m.wall:.2f} s (runs "
+          f"{', '.join(f'{r.wall:.2f}' for r in runs)}), ideal {ideal:.2f} s, "
+          f"ratio {m.wall / ideal:.2f} (target <= 1.2)")
+    print(f"  in backend.generate {m.gen:.2f} s (ratio {m.gen / ideal:.2f}), "
+          f"engine {m.wall - m.gen:.2f} s")
+    print(f"  cpu per request: simlab {statistics.median(r.cpu for r in runs) / turns * 1e3:.3f}"
+          f" ms (engine + backend), server "
+          f"{statistics.median(r.st['cpu_s'] for r in runs) / turns * 1e3:.3f} ms")
+    print(f"  server: {m.requests} requests, peak concurrency {m.st['peak_concurrency']}; "
+          f"utterances {m.said}/{turns}; load average during runs "
+          f"{', '.join(f'{r.load:.1f}' for r in runs)}")
 
-    wall0, gen0, st0, sc0 = measure(args, 0.0)
-    said0 = sum(1 for e in sc0.log if e.kind == "utterance")
-    print(f"latency 0: wall {wall0:.2f} s, overhead {wall0 / turns * 1000:.2f} ms per "
-          f"agent-turn (target <= 2 ms): backend {gen0 / turns * 1000:.2f} ms, engine "
-          f"{(wall0 - gen0) / turns * 1000:.2f} ms; {st0['requests']} requests, "
-          f"utterances {said0}")
+    runs0 = measure(args, 0.0)
+    m0 = median_run(runs0)
+    print(f"latency 0: wall {m0.wall:.2f} s (runs {', '.join(f'{r.wall:.2f}' for r in runs0)}),"
+          f" overhead {m0.wall / turns * 1000:.2f} ms per agent-turn (target <= 2 ms): "
+          f"backend {m0.gen / turns * 1000:.2f} ms, engine "
+          f"{(m0.wall - m0.gen) / turns * 1000:.2f} ms; cpu {m0.cpu / turns * 1e3:.3f} ms; "
+          f"{m0.requests} requests, utterances {m0.said}")
 
 
 if __name__ == "__main__":
