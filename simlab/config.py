@@ -341,14 +341,17 @@ class PopulationConfig:
     min_age: int | None = 18
     max_age: int | None = None
     employed: bool | None = None
-    where: dict[str, list[int]] = field(default_factory=dict)  # ACS column -> allowed codes
+    where: Any = None  # {ACS column: [allowed codes]}; Any so a whole dict can be given
     replace: bool = True  # sample records with replacement (weighted)
+    # systematic PPS ordered by raking cells, state, sex and age (near-exact margins), or
+    # independent weighted draws ("multinomial")
+    method: str = "systematic"
     strata: str | None = None  # e.g. STATE or income_bracket
     min_per_stratum: int = 0
     # attribute -> {category: share}, raked (IPF) before sampling, e.g. {sex: {Female: .52,
     # Male: .48}}; attributes: age_group, sex, race, hispanic_origin, education,
     # marital_status, employment_status, income_bracket, or any ACS column (codes as keys)
-    marginals: dict[str, dict[str, float]] = field(default_factory=dict)
+    marginals: Any = None
     check_rules: bool = True  # reject and redraw implausible records
     llm_validate: bool = False  # PERSONA-style plausibility check through the run's backend
     llm_describe: bool = False  # LLM-written descriptions (checked against the attributes)

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simlab.personas.model import Persona
+
+if TYPE_CHECKING:
+    from simlab.backends.base import Backend
 
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
 
 
-def build_population(cfg: Any, rng: np.random.Generator) -> list[Persona]:
-    """Personas for the run: a curated set, the user's persona file, or sampled ones.
+def build_population(cfg: Any, rng: np.random.Generator,
+                     backend: Backend | None = None) -> list[Persona]:
+    """Personas for the run: a curated set, the user's persona file, sampled ones, or
+    people drawn from census microdata (``kind=census``, see :mod:`simlab.census`).
 
     ``rng`` is the run's RNG; only sampling draws from it, so curated runs consume none.
+    ``backend`` serves the census LLM validator/describer when those are switched on.
     """
     from simlab.personas import PersonaSampler, default_persona_path, load_personas
 
@@ -31,4 +37,8 @@ def build_population(cfg: Any, rng: np.random.Generator) -> list[Persona]:
         if cfg.n < 1:
             raise ValueError(f"population.n: need at least 1 persona, got {cfg.n}")
         return PersonaSampler(id_prefix=cfg.id_prefix).sample(cfg.n, rng)
+    if kind == "census":
+        from simlab.census.population import CensusSpec, census_population
+
+        return census_population(CensusSpec.from_config(cfg), rng, backend).personas()
     raise ValueError(f"population.kind: unknown kind {kind!r}")

@@ -130,9 +130,14 @@ def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None) ->
     config = _plain(cfg)
     _check_resume(store, config)
     rng, seeds = episode_seeds(cfg.seed, cfg.episodes)
-    population = build_population(cfg.population, rng)
     own_backend = backend is None
     backend = backend or make_backend(cfg.backend)
+    try:
+        population = build_population(cfg.population, rng, backend)
+    except BaseException:
+        if own_backend:
+            backend.close()
+        raise
     started = time.time()
     manifest = build_manifest(config, cfg.seed, backend.describe(), PROJECT_ROOT)
     manifest["run_dir"] = str(Path(run_dir))

@@ -28,10 +28,16 @@ _CELL_LEVELS: tuple[tuple[str, ...], ...] = (
 )
 
 
+_AGE_BREAKS = (5, 10, 15, 16, 18, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85)
+
+
 def _cell_vars() -> list[pl.Expr]:
     schl = pl.col("SCHL").fill_null(0)
     return [
-        (pl.col("AGEP").clip(0, 89) // 5).alias("age5"),
+        # Age bands break at 15, 16 and 18, where ACS universes change (income is asked
+        # from 15, work from 16), so no donor hands an adult a child's "not applicable".
+        pl.sum_horizontal([(pl.col("AGEP") >= b).cast(pl.Int64) for b in _AGE_BREAKS])
+        .alias("age5"),
         pl.col("SEX").fill_null(0).alias("SEX"),
         pl.col("RAC1P").replace_strict({1: 1, 2: 2, 6: 6, 8: 8, 9: 9}, default=3,
                                        return_dtype=pl.Int64).alias("race"),

@@ -115,6 +115,19 @@ def _draw(w: np.ndarray, k: int, rng: np.random.Generator, replace: bool) -> np.
     return np.argpartition(keys, k - 1)[:k]
 
 
+def _systematic(w: np.ndarray, k: int, order: np.ndarray, rng: np.random.Generator
+                ) -> np.ndarray:
+    """Systematic PPS over records in ``order``: ``k`` equally spaced points on the
+    cumulative weight, from a random start. Records are still drawn with probability
+    proportional to weight, but every run of records in the order (a state, an age
+    group, a raking cell) gets within one draw of its expected count."""
+    cum = np.cumsum(w[order])
+    step = cum[-1] / k
+    points = (rng.random() + np.arange(k)) * step
+    picks = order[np.minimum(np.searchsorted(cum, points, side="right"), order.size - 1)]
+    return picks[rng.permutation(k)]
+
+
 class CensusSampler:
     """Draw persona source records from a :class:`CensusTable`."""
 
@@ -137,6 +150,7 @@ class CensusSampler:
         flt: CensusFilter | None = None,
         *,
         replace: bool = True,
+        method: str = "systematic",
         strata: str | None = None,
         min_per_stratum: int = 0,
         marginals: Mapping[str, Mapping[Any, float]] | None = None,
@@ -145,9 +159,17 @@ class CensusSampler:
     ) -> CensusSample:
         """``n`` records, weighted (after raking to ``marginals`` if given), each
         stratum of ``strata`` holding at least ``min_per_stratum``. Implausible draws
-        (:mod:`simlab.census.rules`) are replaced by fresh draws from the same stratum."""
+        (:mod:`simlab.census.rules`) are replaced by fresh draws from the same stratum.
+
+        With replacement, ``method="systematic"`` (default) draws by systematic PPS over
+        records ordered by the raking attributes, state, sex and age group (implicit
+        stratification: those margins come out within a draw or so of exact);
+        ``"multinomial"`` makes independent weighted draws."""
         if n < 1:
             raise ValueError(f"population.n: need at least 1 persona, got {n}")
+        if method not in ("systematic", "multinomial"):
+            raise ValueError(f"population.method: expected 'systematic' or 'multinomial', "
+                             f"got {method!r}")
         pool = eligible(self.table, flt or CensusFilter())
         w = self.weights(pool, marginals)
         if check_rules:
@@ -159,6 +181,14 @@ class CensusSampler:
             bad_any = np.zeros(pool.height, dtype=bool)
         groups = (_with_group(pool, strata).to_numpy() if strata
                   else np.zeros(pool.height, dtype=np.int8))
+        systematic = replace and method == "systematic"
+        if systematic:
+            cells = [*(marginals or {}), "STATE", "sex", "age_group"]
+            key = np.zeros(pool.height, dtype=np.int64)
+            for c in dict.fromkeys(cells):
+                uniq, codes = np.unique(_with_group(pool, c).to_numpy(), return_inverse=True)
+                key = key * (uniq.size + 1) + codes
+            ranked = np.lexsort((rng.random(pool.height), key))
         alloc = self._allocate(groups, w, n, min_per_stratum)
         rejected: Counter = Counter()
         draws = n_rejected = 0
@@ -173,7 +203,12 @@ class CensusSampler:
                 if need == 0:
                     break
                 avail = np.where(taken, 0.0, gw) if not replace else gw
-                picks = _draw(avail, need, rng, replace)
+                if systematic and need == k:  # first round; redraws of rejects are iid
+                    in_group = ranked[groups[ranked] == g] if strata else ranked
+                    local = np.searchsorted(members, in_group)
+                    picks = _systematic(gw, need, local, rng)
+                else:
+                    picks = _draw(avail, need, rng, replace)
                 draws += picks.size
                 bad_pick = bad_any[members[picks]]
                 n_rejected += int(bad_pick.sum())

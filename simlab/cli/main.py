@@ -5,6 +5,7 @@
     simlab graph                   print the scheduler graph as Mermaid
     simlab analyze RUN_DIR...      metrics tables and a comparative report
     simlab export RUN_DIR --format openai|sharegpt|hf   dialogue corpus export
+    simlab population n=N [KEY=VALUE…]   census personas + fidelity report
 
 Subcommands are dispatched before Hydra sees argv, so Hydra's override grammar and
 flags (``-m``, ``--cfg job``, ``--help``) work unchanged for runs.
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-SUBCOMMANDS = ("show", "graph", "analyze", "export")
+SUBCOMMANDS = ("show", "graph", "analyze", "export", "population")
 log = logging.getLogger("simlab")
 
 
@@ -59,6 +60,12 @@ def _export(argv: list[str]) -> int:
     return export_main(argv)
 
 
+def _population(argv: list[str]) -> int:
+    from simlab.census.cli import run
+
+    return run(argv)
+
+
 def _hydra_main() -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int | None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in SUBCOMMANDS:
         return {"show": _show, "graph": _graph, "analyze": _analyze,
-                "export": _export}[args[0]](args[1:])
+                "export": _export, "population": _population}[args[0]](args[1:])
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _hydra_main()
