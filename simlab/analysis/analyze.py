@@ -126,6 +126,7 @@ def analyze(
     formats: Sequence[str] = ("md", "html"),
     seed: int = 0,
     n_jobs: int = 1,
+    plots: bool = True,
 ) -> Analysis:
     """Analyse runs (or reference corpora) and write tables, plots and the report."""
     inputs = load_inputs(paths)
@@ -165,7 +166,7 @@ def analyze(
     an.judge = pl.concat(judge_frames) if judge_frames else None
     from simlab.analysis.write import write_analysis
 
-    write_analysis(an, formats)
+    write_analysis(an, formats, plots=plots)
     return an
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import polars as pl
 class Report:
     title: str
     blocks: list[tuple[str, object]] = field(default_factory=list)
+    images: bool = True  # False: figures are neither drawn nor referenced
 
     def heading(self, text: str, level: int = 2) -> None:
         self.blocks.append(("heading", (level, text)))
@@ -27,6 +29,12 @@ class Report:
 
     def table(self, df: pl.DataFrame, max_rows: int = 40) -> None:
         self.blocks.append(("table", (df, max_rows)))
+
+    def figure(self, draw: Callable[..., Path | None], *args: object, caption: str,
+               root: Path) -> None:
+        """Draw a figure with ``draw(*args)`` (skipped when images are off) and add it."""
+        if self.images:
+            self.image(draw(*args), caption, root)
 
     def image(self, path: Path | None, caption: str, root: Path) -> None:
         if path is not None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from simlab.analysis import plots
 from simlab.analysis.analyze import Analysis, group_auc
 from simlab.analysis.compare import compare_pair, summarize_groups
 from simlab.analysis.report import Report, with_ci
@@ -25,7 +24,8 @@ DESCRIPTIVE = ("mean_turn_words", "distinct_1", "distinct_2", "repetition", "que
 FORMATS = ("md", "html")
 
 
-def write_analysis(an: Analysis, formats: Sequence[str] = FORMATS) -> list[Path]:
+def write_analysis(an: Analysis, formats: Sequence[str] = FORMATS,
+                   plots: bool = True) -> list[Path]:
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ValueError(f"--format: unknown report format(s) {bad} (use {list(FORMATS)})")
@@ -44,7 +44,7 @@ def write_analysis(an: Analysis, formats: Sequence[str] = FORMATS) -> list[Path]
     if an.judge is not None:
         files.append(out / "metrics" / "judge_prompts.parquet")
         an.judge.write_parquet(files[-1])
-    report = build_report(an)
+    report = build_report(an, plots)
     if "md" in formats:
         files.append(out / "report.md")
         files[-1].write_text(report.markdown(), encoding="utf-8")
@@ -55,15 +55,23 @@ def write_analysis(an: Analysis, formats: Sequence[str] = FORMATS) -> list[Path]
     return files
 
 
+def _plot(name: str) -> Callable[..., Path | None]:
+    """A plotting function, imported on first use (matplotlib is slow to import)."""
+    from simlab.analysis import plots
+
+    return getattr(plots, name)
+
+
 def headline_metrics(episodes: pl.DataFrame) -> list[str]:
     """Headline metrics present with at least one value."""
     return [m for m in HEADLINE if m in episodes.columns and episodes[m].drop_nulls().len()]
 
 
-def build_report(an: Analysis) -> Report:
+def build_report(an: Analysis, make_plots: bool = True) -> Report:
     out = an.out
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    rep = Report("simlab analysis")
+    if make_plots:
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+    rep = Report("simlab analysis", images=make_plots)
     groups = an.episodes["group"].unique(maintain_order=True).to_list()
     rep.para(f"{len(an.runs)} run(s), {an.episodes.height} episodes, {an.turns.height} "
              f"utterances, {len(groups)} group(s). Metric definitions: docs/metrics.md. "
@@ -83,31 +91,32 @@ def build_report(an: Analysis) -> Report:
         a, b = groups
         rep.para(f"Difference {b} − {a} per metric (Welch 95% interval, two-sided p):")
         rep.table(compare_pair(an.episodes, head, a, b), max_rows=100)
-    rep.image(plots.headline_bars(summary, head, out / "plots" / "headline.png"),
-              "Episode-level metrics by group (95% CI)", out)
+    fig = out / "plots"
+    rep.figure(_plot("headline_bars"), summary, head, fig / "headline.png",
+               caption="Episode-level metrics by group (95% CI)", root=out)
     rep.heading("Consistency (authorship verification)")
     rep.para("Pooled AUC per group: probability that an agent's early profile is closer to "
              "its own late profile than to another agent's (0.5 = chance).")
     rep.table(group_auc(an))
     rep.heading("Persona drift over turns")
-    rep.image(plots.by_turn(an.turns, "drift_rel", "agent_turn",
-                            out / "plots" / "drift_by_turn.png",
-                            "Similarity to own persona minus other personas",
-                            "relative persona similarity"), "Persona drift (95% CI)", out)
+    rep.figure(_plot("by_turn"), an.turns, "drift_rel", "agent_turn", fig / "drift_by_turn.png",
+               "Similarity to own persona minus other personas", "relative persona similarity",
+               caption="Persona drift (95% CI)", root=out)
     rep.heading("Adherence (persona retrieval)")
     mrr = summarize_groups(an.episodes, [c for c in an.episodes.columns
                                          if c.startswith("mrr_k")])
-    rep.image(plots.mrr_curve(mrr, out / "plots" / "mrr_by_pool.png"),
-              "MRR at growing candidate pools (95% CI)", out)
+    rep.table(with_ci(mrr), max_rows=20)
+    rep.figure(_plot("mrr_curve"), mrr, fig / "mrr_by_pool.png",
+               caption="MRR at growing candidate pools (95% CI)", root=out)
     rep.heading("Echoing over the conversation")
-    rep.image(plots.by_turn(an.turns, "echo_margin", "turn", out / "plots" / "echo_by_turn.png",
-                            "Similarity to partner's last turn minus own last turn",
-                            "echo margin"), "Echo margin by turn (95% CI)", out)
+    rep.figure(_plot("by_turn"), an.turns, "echo_margin", "turn", fig / "echo_by_turn.png",
+               "Similarity to partner's last turn minus own last turn", "echo margin",
+               caption="Echo margin by turn (95% CI)", root=out)
     rep.heading("Naturalness and role confusion (descriptive)")
     rep.table(with_ci(summarize_groups(an.episodes, DESCRIPTIVE)), max_rows=100)
     ref_words = an.reference.turn_words if an.reference is not None else None
-    rep.image(plots.length_hist(an.turns, ref_words, out / "plots" / "turn_lengths.png"),
-              "Turn length distribution", out)
+    rep.figure(_plot("length_hist"), an.turns, ref_words, fig / "turn_lengths.png",
+               caption="Turn length distribution", root=out)
     if an.reference is not None:
         rep.heading("Reference corpus")
         rep.para(f"Distances are to {an.reference.name} ({an.reference.n_episodes} "
