@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from simlab.backends.http1 import HTTP1Pool, HTTPProtocolError
-from simlab.backends.litellm_backend import new_loop
+from simlab.backends.http1 import HTTP1Pool, HTTPProtocolError, HTTPRedirect
+from simlab.backends.litellm_backend import is_transient, new_loop
 
 Reply = bytes | None  # raw bytes to write back; None: close without replying
 
@@ -147,18 +147,26 @@ def test_idle_connection_dropped_by_the_server_is_not_reused():
 
 def test_failures_raise_what_the_classifier_expects():
     server = Scripted([None, b"HTTP/1.1 2x0 ???\r\n\r\n",
-                       ok(b"\x00\x01", b"Content-Encoding: br\r\n"), ok(b"fine")])
+                       ok(b"\x00\x01", b"Content-Encoding: br\r\n"),
+                       b"HTTP/1.1 308 Moved\r\nLocation: https://new/v1\r\n"
+                       b"Content-Length: 0\r\n\r\n",
+                       b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + ok(b"fine")])
 
     async def test(pool: HTTP1Pool, _: str) -> None:
         head = pool.request_head("/x", {})
-        with pytest.raises(ConnectionError, match="closed the connection before replying"):
+        with pytest.raises(ConnectionError, match="closed the connection before replying") as e:
             await pool.post(head, b"", 5)
-        with pytest.raises(HTTPProtocolError, match="malformed HTTP response"):
+        assert is_transient(e.value)
+        with pytest.raises(HTTPProtocolError, match="malformed HTTP response") as e:
             await pool.post(head, b"", 5)
+        assert is_transient(e.value)
         with pytest.raises(HTTPProtocolError, match="unsupported Content-Encoding 'br'"):
             await pool.post(head, b"", 5)
-        assert await pool.post(head, b"", 5) == (200, b"fine")  # a fresh connection
-        assert server.connections == 4  # each failure discarded its connection
+        with pytest.raises(HTTPRedirect, match="redirect to https://new/v1 not followed") as e:
+            await pool.post(head, b"", 5)
+        assert e.value.status_code == 308 and not is_transient(e.value)  # fix the config
+        assert await pool.post(head, b"", 5) == (200, b"fine")  # 1xx skipped; fresh connection
+        assert server.connections == 5  # each failure discarded its connection
 
     run(server, test)
 

@@ -7,8 +7,9 @@ here (request/response objects, cookie and header machinery, tracing hooks), whi
 the N=1000 benchmark at 1.3× its ideal wall time; this pool costs ~0.05 ms. It does only
 what an OpenAI-compatible endpoint needs: POST a body with a Content-Length, read a
 Content-Length, chunked or close-delimited reply (parsed by ``httptools``, uvicorn's
-llhttp parser), keep connections alive, speak TLS for ``https``. No redirects, cookies,
-proxies or streaming; 3xx comes back as a status like any other.
+llhttp parser), keep connections alive, speak TLS for ``https``. No cookies, proxies or
+streaming, and redirects are not followed: a 3xx raises :class:`HTTPRedirect`, naming
+where it points, since an endpoint that moved is a config error to fix, not to retry.
 
 Errors keep the meaning the backend's classifier relies on: a failed connect or a
 connection lost before the reply is a :class:`ConnectionError`, a malformed reply is an
@@ -33,6 +34,15 @@ class HTTPProtocolError(ConnectionError):
     """The server's bytes are not a valid HTTP/1.1 response (or use an unknown encoding)."""
 
 
+class HTTPRedirect(Exception):
+    """A 3xx reply; ``status_code`` is its status (not worth a retry)."""
+
+    def __init__(self, status_code: int, location: str) -> None:
+        super().__init__(f"redirect to {location or '(no Location)'} not followed: "
+                         "set api_base to the URL it points to")
+        self.status_code = status_code
+
+
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; at most one request on it at a time."""
 
@@ -42,6 +52,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
         self.parts: list[bytes] = []
         self.encoding = b""
+        self.location = b""
         self.framed = False  # Content-Length or chunked: the end is not the connection's
         self.headers_done = False
         self.idle_since = 0.0
@@ -67,7 +78,8 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
-        self.parts, self.encoding, self.framed, self.headers_done = [], b"", False, False
+        self.parts, self.encoding, self.location = [], b"", b""
+        self.framed = self.headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
@@ -75,6 +87,8 @@ class _Connection(asyncio.Protocol):
             self.encoding = value.strip().lower()
         elif name in (b"content-length", b"transfer-encoding"):
             self.framed = True
+        elif name == b"location":
+            self.location = value.strip()
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -83,7 +97,8 @@ class _Connection(asyncio.Protocol):
         self.parts.append(body)
 
     def on_message_complete(self) -> None:
-        self._finish(self.parser.should_keep_alive())
+        if self.parser.get_status_code() >= 200:  # 1xx (e.g. 103 Early Hints) precede it
+            self._finish(self.parser.should_keep_alive())
 
     # -- helpers
     def _finish(self, keep_alive: bool) -> None:
@@ -100,7 +115,12 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(HTTPProtocolError(f"cannot decode the reply body: {exc}"))
             self.close()
             return
-        waiter.set_result((self.parser.get_status_code(), body, keep_alive))
+        status = self.parser.get_status_code()
+        if 300 <= status < 400:
+            waiter.set_exception(HTTPRedirect(status, self.location.decode("latin-1")))
+            self.close()  # its body was read, but a redirect ends this origin's use anyway
+            return
+        waiter.set_result((status, body, keep_alive))
 
     def _fail(self, exc: Exception) -> None:
         waiter, self.waiter = self.waiter, None

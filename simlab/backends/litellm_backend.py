@@ -288,7 +288,7 @@ class LiteLLMBackend(Backend):
         body = {**self.extra, **self._params(request), "model": self._bare_model}
         assert self._pool is not None and self._head is not None
         status, raw = await self._pool.post(self._head[1], _dumps(body), self.timeout_s)
-        if status >= 300:  # no redirects are followed: a 3xx is no reply either
+        if status >= 400:
             raise ReplyError(_error_message(raw), status)
         try:
             data = orjson.loads(raw)
