@@ -23,7 +23,12 @@ import polars as pl
 from simlab.analysis.authorship import pooled_auc
 from simlab.analysis.compare import find_runs, group_labels
 from simlab.analysis.corpus import Corpus
-from simlab.analysis.metrics import MetricTables, compute_metrics, reference_stats
+from simlab.analysis.metrics import (
+    MetricTables,
+    compute_metrics,
+    persona_texts,
+    reference_stats,
+)
 from simlab.analysis.naturalness import ReferenceStats
 from simlab.analysis.reference import is_reference_file, load_reference
 from simlab.backends.base import Backend
@@ -119,6 +124,7 @@ def analyze(
     *,
     out: str | Path | None = None,
     reference: str | Path | RunTables | None = None,
+    distractors: str | Path | None = None,
     judge: Backend | None = None,
     judge_tasks: Sequence[str] = ("contradiction", "naturalness", "roles"),
     judge_max: int | None = 200,
@@ -128,13 +134,22 @@ def analyze(
     n_jobs: int = 1,
     plots: bool = True,
 ) -> Analysis:
-    """Analyse runs (or reference corpora) and write tables, plots and the report."""
+    """Analyse runs (or reference corpora) and write tables, plots and the report.
+
+    ``reference``: corpus for naturalness distances; ``distractors``: a corpus or run
+    whose personas widen the persona-retrieval pools; ``judge``: a backend for the LLM
+    judges (wrap it in a cache); ``group_by``: config keys to group runs by.
+    """
     inputs = load_inputs(paths)
     out_dir = Path(out) if out is not None else default_out(paths)
     ref_stats = None
     if reference is not None:
         ref_tables = reference if isinstance(reference, RunTables) else load_reference(reference)
         ref_stats = reference_stats(ref_tables, name=str(ref_tables.run_dir))
+    extra: list[str] = []
+    if distractors is not None:
+        for _, t in load_inputs([distractors]):
+            extra += persona_texts(t)
     configs = [t.manifest.get("config") or {} for _, t in inputs]
     groups, keys = group_labels(configs, group_by)
     if len(inputs) == 1 and not group_by:
@@ -142,7 +157,8 @@ def analyze(
     results: list[RunResult] = []
     judge_frames = []
     for (label, tables), group in zip(inputs, groups, strict=True):
-        m = compute_metrics(tables, reference=ref_stats, seed=seed, n_jobs=n_jobs)
+        m = compute_metrics(tables, reference=ref_stats, seed=seed, n_jobs=n_jobs,
+                            distractors=extra)
         res = RunResult(label, group, tables, m)
         res.scenario_tables, res.notes = scenario_summaries(tables)
         if judge is not None:

@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="PATH",
                    help="reference corpus (.csv in the Synthetic-Persona-Chat layout or "
                         ".jsonl) for naturalness distances")
+    p.add_argument("--distractors", metavar="PATH",
+                   help="corpus file or run(s) whose personas are added as distractors to "
+                        "the persona-retrieval pools (for MRR at pools beyond the run's own)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/analysis, "
                    "or <common folder>/analysis for several runs)")
     p.add_argument("--format", default="md,html", help="report formats: md, html (default both)")
@@ -76,7 +79,8 @@ def main(argv: list[str]) -> int:
             cache = args.judge_cache or out / "judge_cache.sqlite"
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
             judge = make_judge(args.judge, args.judge_set, cache)
-        an = analyze(args.paths, out=out, reference=args.reference, judge=judge,
+        an = analyze(args.paths, out=out, reference=args.reference,
+                     distractors=args.distractors, judge=judge,
                      judge_tasks=[t.strip() for t in args.judge_tasks.split(",") if t.strip()],
                      judge_max=args.judge_max or None, group_by=args.group_by,
                      formats=[f.strip() for f in args.format.split(",") if f.strip()],

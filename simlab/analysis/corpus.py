@@ -7,6 +7,7 @@ distinct personas (``P``), all in one IDF space fitted on the run itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,13 +29,22 @@ class Corpus:
     P: sp.csr_matrix
     own_persona: np.ndarray  # per utterance: row of P of the speaker, -1 if unknown
     prev_persona: np.ndarray  # per utterance: row of P of the previous speaker, -1 if none
+    #: P plus extra distractor personas (never anyone's own), for retrieval pools
+    P_pool: sp.csr_matrix
 
     @property
     def n_personas(self) -> int:
         return len(self.persona_ids)
 
+    @property
+    def n_pool(self) -> int:
+        return self.P_pool.shape[0]
+
     @classmethod
-    def build(cls, run: RunTables, n_jobs: int = 1) -> Corpus:
+    def build(cls, run: RunTables, n_jobs: int = 1,
+              distractors: Sequence[str] = ()) -> Corpus:
+        """Vectorise ``run``; ``distractors`` are persona texts from elsewhere (another
+        corpus) that only widen the retrieval pools."""
         turns = turn_table(run)
         agents = agent_table(run)
         personas = (agents.group_by("persona_id", maintain_order=True)
@@ -43,11 +53,15 @@ class Corpus:
         pidx = {p: i for i, p in enumerate(persona_ids)}
         agents = agents.with_columns(
             persona_idx=pl.col("persona_id").replace_strict(pidx, return_dtype=pl.Int64))
-        docs = turns["content"].to_list() + personas["persona_text"].to_list()
+        texts = personas["persona_text"].to_list()
+        own_texts = set(texts)
+        extra = [d for d in dict.fromkeys(distractors) if d.strip() and d not in own_texts]
+        docs = turns["content"].to_list() + texts + extra
         space = TfidfSpace.fit(docs or [""], n_jobs=n_jobs)
         vecs = space.vectors()
         n = turns.height
         U, P = vecs[:n], vecs[n:n + len(persona_ids)]
+        pool = vecs[n:n + len(persona_ids) + len(extra)]
         key = agents.select(pl.col("episode_id"), pl.col("agent_id").alias("speaker"),
                             "persona_idx").unique(["episode_id", "speaker"], keep="first")
         own = turns.select("episode_id", "speaker").join(
@@ -56,4 +70,5 @@ class Corpus:
             key, on=["episode_id", "speaker"], how="left", maintain_order="left")
         return cls(run, turns, agents, persona_ids, space, U.tocsr(), P.tocsr(),
                    own["persona_idx"].fill_null(-1).to_numpy().astype(np.int64),
-                   prev["persona_idx"].fill_null(-1).to_numpy().astype(np.int64))
+                   prev["persona_idx"].fill_null(-1).to_numpy().astype(np.int64),
+                   pool.tocsr())

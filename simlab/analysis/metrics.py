@@ -9,6 +9,7 @@ monologues, bidders' one-liners and reference corpora are analysed alike.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,14 @@ class MetricTables:
         return [c for c in self.episodes.columns if c.startswith("mrr_k")]
 
 
+def persona_texts(tables: RunTables) -> list[str]:
+    """Distinct persona texts of a run or corpus (for use as retrieval distractors)."""
+    from simlab.analysis.text import agent_table
+
+    return agent_table(tables).unique("persona_id", keep="first", maintain_order=True)[
+        "persona_text"].to_list()
+
+
 def reference_stats(ref: RunTables, name: str = "reference") -> ReferenceStats:
     """Naturalness statistics of a corpus (a reference file or any run)."""
     turns = turn_table(ref)
@@ -64,7 +73,10 @@ def compute_metrics(
     n_distractors: int = 5,
     delta: float = 0.1,
     n_jobs: int = 1,
+    distractors: Sequence[str] = (),
 ) -> MetricTables:
+    """Every non-judge metric of ``run``; ``distractors`` are extra persona texts for
+    the retrieval pools (see :mod:`simlab.analysis.retrieval`)."""
     clock: dict[str, float] = {}
 
     def tick(name: str, t0: float) -> float:
@@ -73,7 +85,7 @@ def compute_metrics(
         return now
 
     t0 = time.perf_counter()
-    c = Corpus.build(run, n_jobs=n_jobs)
+    c = Corpus.build(run, n_jobs=n_jobs, distractors=distractors)
     t0 = tick("vectorise", t0)
     drift = turn_drift(c)
     t0 = tick("drift", t0)
@@ -101,6 +113,7 @@ def compute_metrics(
         "consistency_auc": auth.pooled_auc(agents_auth["consistency_same"].drop_nulls()
                                            .to_numpy(), pairs["diff"].to_numpy()),
         "n_personas": c.n_personas,
+        "n_distractor_pool": c.n_pool,
     }
     if reference is not None:
         dist = distances(nat_eps, c.turns, reference)

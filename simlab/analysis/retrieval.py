@@ -13,7 +13,9 @@ Growing *K* shows how quickly an agent's persona gets lost among others; chance 
 is about ``H_K / K``. Distractors are drawn per episode (at most ``n_pools`` distinct
 pools, seeded): episode *e* uses pool ``e mod n_pools`` minus the speaker's own persona,
 taken in the pool's order, so ``D_K`` is nested in ``D_{K'}`` for ``K < K'``.
-Pool sizes larger than the run's persona count are skipped.
+Distractors are the run's other personas plus, optionally, personas from another corpus
+(``--distractors``: a run of a few episodes has few personas of its own). Pool sizes
+larger than the personas available are skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DECIMALS = 6
 
 
 def pool_sizes(c: Corpus, sizes: tuple[int, ...] = POOL_SIZES) -> list[int]:
-    return [k for k in sorted(set(sizes)) if 2 <= k <= c.n_personas]
+    return [k for k in sorted(set(sizes)) if 2 <= k <= c.n_pool]
 
 
 def persona_retrieval(c: Corpus, sizes: tuple[int, ...] = POOL_SIZES, seed: int = 0,
@@ -41,11 +43,11 @@ def persona_retrieval(c: Corpus, sizes: tuple[int, ...] = POOL_SIZES, seed: int 
     known = np.flatnonzero(c.own_persona >= 0)
     if not ks or len(known) == 0:
         return pl.DataFrame({"row": c.turns["row"], **out}, nan_to_null=True)
-    m = min(max(ks), c.n_personas)
+    m = min(max(ks), c.n_pool)
     ep_codes = c.turns["episode_id"].rank("dense").cast(pl.Int64).to_numpy() - 1
     n_pools = max(1, min(n_pools, int(ep_codes.max()) + 1))
     rng = np.random.default_rng(seed)
-    pools = [rng.permutation(c.n_personas)[:m] for _ in range(n_pools)]
+    pools = [rng.permutation(c.n_pool)[:m] for _ in range(n_pools)]
     pool_of = ep_codes[known] % n_pools
     own_idx = c.own_persona[known]
     own_sim = np.round(rowwise_cos(c.U[known], c.P[own_idx]), DECIMALS)
@@ -54,7 +56,7 @@ def persona_retrieval(c: Corpus, sizes: tuple[int, ...] = POOL_SIZES, seed: int 
         if len(sel) == 0:
             continue
         pool = pools[g]
-        scores = np.round((c.U[known[sel]] @ c.P[pool].T).toarray(), DECIMALS)
+        scores = np.round((c.U[known[sel]] @ c.P_pool[pool].T).toarray(), DECIMALS)
         valid = pool[None, :] != own_idx[sel, None]  # the own persona is not a distractor
         taken = np.cumsum(valid, axis=1)
         beats = scores >= own_sim[sel, None]

@@ -1,0 +1,80 @@
+"""Run discovery, grouping by differing config keys, and the interval arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+from _analysis_runs import write_run
+from scipy import stats
+
+from simlab.analysis.compare import (
+    compare_pair,
+    differing_keys,
+    find_runs,
+    group_labels,
+    summarize_groups,
+    t_interval,
+    welch,
+)
+
+
+def _cfg(projection: str, seed: int, model: str = "m") -> dict:
+    return {"seed": seed, "progress": False, "projection": {"name": projection},
+            "backend": {"model": model, "cache": {"path": f"/tmp/{seed}.sqlite"}},
+            "scenario": {"roles": [{"name": "coach"}], "max_turns": 10}}
+
+
+def test_groups_are_the_differing_keys_with_seeds_as_replicates():
+    configs = [_cfg(p, s) for p in ("egocentric", "concat") for s in (0, 1, 2)]
+    assert differing_keys(configs) == ["projection.name"]
+    labels, keys = group_labels(configs)
+    assert keys == ["projection.name"]
+    assert labels == ["projection=egocentric"] * 3 + ["projection=concat"] * 3
+    two = [_cfg("egocentric", 0, "a"), _cfg("concat", 0, "b")]
+    assert group_labels(two)[0] == ["backend.model=a,projection=egocentric",
+                                    "backend.model=b,projection=concat"]
+    assert group_labels(two, by=["backend.model"])[0] == ["backend.model=a", "backend.model=b"]
+    assert group_labels([_cfg("egocentric", 0), _cfg("egocentric", 1)])[0] == ["all", "all"]
+
+
+def test_find_runs_walks_sweep_dirs_and_names_bad_paths(tmp_path):
+    for name in ("0_projection=egocentric", "1_projection=concat"):
+        write_run(tmp_path / "sweep" / name, [[("a", "hi"), ("b", "yo")]], {"a": "x", "b": "y"})
+    runs = find_runs([tmp_path / "sweep"])
+    assert [r.name for r in runs] == ["0_projection=egocentric", "1_projection=concat"]
+    assert find_runs([runs[0], tmp_path / "sweep"]) == runs  # no duplicates
+    with pytest.raises(FileNotFoundError, match="no such run directory"):
+        find_runs([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: not a run directory and holds none"):
+        find_runs([tmp_path / "empty"])
+
+
+def test_t_interval_by_hand():
+    mean, lo, hi, n = t_interval([1.0, 2.0, 3.0, None])
+    half = 4.302653 * 1.0 / math.sqrt(3)  # t(0.975, df=2) * s / sqrt(n), s = 1
+    assert (mean, n) == (2.0, 3)
+    assert lo == pytest.approx(2 - half, abs=1e-5) and hi == pytest.approx(2 + half, abs=1e-5)
+    assert math.isnan(t_interval([5.0])[1]) and t_interval([])[3] == 0
+
+
+def test_welch_difference_interval_by_hand():
+    d, lo, hi, p = welch([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])
+    va, vb = 1 / 3, 4 / 3  # s^2 / n per group
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)  # Welch-Satterthwaite: 2.941
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert d == 2.0
+    assert (lo, hi) == (pytest.approx(2 - half), pytest.approx(2 + half))
+    assert p == pytest.approx(stats.ttest_ind([2, 4, 6], [1, 2, 3], equal_var=False).pvalue)
+
+
+def test_group_summary_and_pair_tables():
+    ep = pl.DataFrame({"group": ["a", "a", "a", "b", "b", "b"],
+                       "m": [1.0, 2.0, 3.0, 2.0, 4.0, 6.0]})
+    s = summarize_groups(ep, ["m", "missing"])
+    assert s["group"].to_list() == ["a", "b"] and s["mean"].to_list() == [2.0, 4.0]
+    assert s["n"].to_list() == [3, 3]
+    pair = compare_pair(ep, ["m"], "a", "b")
+    assert pair["diff"].to_list() == [2.0]
