@@ -57,6 +57,7 @@ def run(argv: list[str]) -> int:
                     help="census file to compare against (default: the sampled table)")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
+    from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from simlab.census.fidelity import fidelity, markdown, plot
@@ -77,7 +78,8 @@ def run(argv: list[str]) -> int:
         wall = time.perf_counter() - t0
         reference = load_census(args.reference) if args.reference else pop.table
         census = eligible(reference, spec.filter)
-    except (ValueError, CensusDataError, OmegaConfBaseException, FileNotFoundError) as exc:
+    except (ValueError, CensusDataError, OmegaConfBaseException, HydraException,
+            FileNotFoundError) as exc:
         print(f"simlab population: error: {exc}", file=sys.stderr)
         return 2
     out = args.out or Path("runs/population") / time.strftime("%Y-%m-%d_%H-%M-%S")

@@ -36,8 +36,10 @@ def compare(sample: pl.DataFrame, census: pl.DataFrame, cols: Sequence[str],
 
     ``sample`` is unweighted (a self-weighting draw); ``census`` rows carry weights.
     """
-    s = _shares(with_groups(sample), cols, None).rename({"share": "sample_share"})
-    c = _shares(with_groups(census), cols, census_weight).rename({"share": "census_share"})
+    names = tuple(c for c in cols if c in GROUPED)
+    s = _shares(with_groups(sample, names), cols, None).rename({"share": "sample_share"})
+    c = _shares(with_groups(census, names), cols, census_weight) \
+        .rename({"share": "census_share"})
     joined = c.join(s, on=list(cols), how="full", coalesce=True).fill_null(0.0)
     return joined.with_columns(
         (pl.col("sample_share") - pl.col("census_share")).alias("diff")).sort(list(cols))

@@ -112,6 +112,8 @@ def _state_names() -> list[str]:
 _FEMALE = re.compile(r"\b(she|her|hers|herself|woman|mother|wife)\b", re.I)
 _MALE = re.compile(r"\b(he|him|his|himself|man|father|husband)\b", re.I)
 _AGE = re.compile(r"\b(\d{1,3})[- ](?:years?|yrs?)[- ]old\b|\baged? (\d{1,3})\b", re.I)
+_NOT_WORKING = re.compile(r"\b((is|has been|was) retired|unemployed|out of work|jobless)\b",
+                         re.I)
 _MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d+)?)\s*(k|thousand|million)?", re.I)
 
 
@@ -142,7 +144,7 @@ def contradictions(text: str, row: dict[str, Any]) -> list[str]:
     if schl < 21 and re.search(r"\b(bachelor'?s|college degree|master'?s)\b", text, re.I):
         issues.append(f"claims a degree, but education is {row['education']}")
     working = row.get("ESR") in (1, 2, 4, 5)
-    if working and re.search(r"\b(is retired|unemployed|out of work)\b", text, re.I):
+    if working and _NOT_WORKING.search(text):
         issues.append("says not working, but the person is employed")
     income = row.get("PINCP")
     amounts = [_dollars(m) for m in _MONEY.finditer(text)]
