@@ -339,10 +339,17 @@ class EconomyScenario(Scenario):
                       f"{nxt.period + 1}. Candidates: {lines}. The {TITLES[self.incumbent]} "
                       'is in office. Reply with JSON only, like {"vote": "'
                       f'{TITLES[self.kinds[0]]}"}}.')
+        columns = (s.hours, s.pretax, s.tax, s.consumption)
+        plain = [a.tolist() for a in columns]  # per-worker floats without numpy overhead
         for key in self.actors:
-            i = [self.index[m] for m in self._members(key)]
-            text = result_line(phase.tick + 1, s.hours[i].mean(), s.pretax[i].mean(),
-                               s.tax[i].mean(), s.rebate, s.consumption[i].mean(), len(i))
+            members = self._members(key)
+            if len(members) == 1:
+                i = self.index[key]
+                h, z, t, c = (col[i] for col in plain)
+            else:
+                idx = [self.index[m] for m in members]
+                h, z, t, c = (float(a[idx].mean()) for a in columns)
+            text = result_line(phase.tick + 1, h, z, t, s.rebate, c, len(members))
             events.append(_narration((key,), text + ballot))
         return events
 

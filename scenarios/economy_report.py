@@ -66,12 +66,12 @@ def schedule_rows(tick: int, schedule: TaxSchedule) -> list[dict[str, Any]]:
 
 def labour_rows(tick: int, keys: list[str], skill: np.ndarray, sources: list[str],
                 how: list[str], s: Settlement) -> list[dict[str, Any]]:
+    cols = zip(keys, skill.tolist(), sources, how, s.hours.tolist(), s.pretax.tolist(),
+               s.tax.tolist(), s.consumption.tolist(), s.utility.tolist(), strict=True)
     return [
-        {"tick": tick, "agent_id": key, "skill": float(skill[i]), "skill_source": sources[i],
-         "how": how[i], "hours": float(s.hours[i]), "pretax": float(s.pretax[i]),
-         "tax": float(s.tax[i]), "rebate": s.rebate, "consumption": float(s.consumption[i]),
-         "utility": float(s.utility[i])}
-        for i, key in enumerate(keys)
+        {"tick": tick, "agent_id": key, "skill": w, "skill_source": src, "how": hw,
+         "hours": h, "pretax": z, "tax": t, "rebate": s.rebate, "consumption": c, "utility": u}
+        for key, w, src, hw, h, z, t, c, u in cols
     ]
 
 

@@ -93,6 +93,7 @@ class OpinionScenario(Scenario):
         self.sampling = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
         self.stance: dict[str, int] = {}  # last valid report per agent
         self.belief: dict[str, int] = {}  # rule agents' private opinion
+        self._audiences: dict[str, tuple[str, ...]] = {}
         self.phase_failed = False
         self.rows: dict[str, list[dict[str, Any]]] = {
             "ticks": [], "groups": [], "stances": [], SURVEY: []}
@@ -110,6 +111,10 @@ class OpinionScenario(Scenario):
         self.groups = {k: persona_label(self.by_key[k].persona, self.group_by) for k in keys}
         g = build_graph(self.graph_kind, keys, self.groups, self.rng, **self.graph_params)
         self.graph.add_edges_from(g.edges)
+        # the graph is fixed for the episode: each agent's audience is computed once
+        self._audiences = {k: Scenario.audience_of(self, k) for k in keys}
+        self._schemas = {"post": self._post_schema(),
+                         SURVEY: survey_schema(self.questions) if self.questions else None}
         if self.agent_policy == "rule":
             for k in keys:
                 own = self.by_key[k].persona.attributes.get("stance")
@@ -133,6 +138,11 @@ class OpinionScenario(Scenario):
 
     def phase_actors(self, step: int) -> list[str]:
         return list(self.actors)
+
+    def audience_of(self, key: str) -> tuple[str, ...]:
+        """A post's audience: the poster's graph neighbours (cached; the graph is fixed)."""
+        cached = self._audiences.get(key)
+        return cached if cached is not None else super().audience_of(key)
 
     def _phase(self) -> Phase:
         return self.phases[min(self.steps_taken, len(self.phases) - 1)]
@@ -170,7 +180,7 @@ class OpinionScenario(Scenario):
         self, agent: PersonaAgent, messages: tuple[Message, ...], seed: int
     ) -> ChatRequest:
         survey = self._phase().kind == SURVEY
-        schema = survey_schema(self.questions) if survey else self._post_schema()
+        schema = self._schemas[SURVEY if survey else "post"]
         return ChatRequest(messages=messages, seed=seed, tag=agent.key, json_schema=schema,
                            **self.sampling)
 
@@ -266,7 +276,7 @@ class OpinionScenario(Scenario):
         self.rows["groups"] += groups
         self.rows["stances"] += [
             {"tick": tick, "agent_id": k, "group": self.groups[k], "stance": self.stance.get(k),
-             "reported": k in reported, "degree": self.graph.degree(k)}
+             "reported": k in reported, "degree": len(self._audiences[k])}
             for k in self.participants]
 
     # ----------------------------------------------------------- termination

@@ -39,15 +39,16 @@ def bimodality_coefficient(values: np.ndarray) -> float:
 
 
 def stance_assortativity(graph: nx.Graph, stance: Mapping[str, int]) -> float:
-    nodes = [n for n in graph.nodes if n in stance]
-    sub = graph.subgraph(nodes)
-    if sub.number_of_edges() == 0:
+    """Numeric assortativity of ``stance`` over the edges between agents that have one.
+
+    Computed by networkx on a light graph of just those edges with the stance as a node
+    attribute (the scenario's own graph is left untouched).
+    """
+    edges = [(u, v) for u, v in graph.edges if u in stance and v in stance]
+    if not edges or len({stance[n] for e in edges for n in e}) < 2:
         return float("nan")
-    ends = {n for e in sub.edges for n in e}
-    if len({stance[n] for n in ends}) < 2:
-        return float("nan")
-    h = nx.Graph(sub)
-    nx.set_node_attributes(h, {n: int(stance[n]) for n in nodes}, "stance")
+    h = nx.Graph(edges)
+    nx.set_node_attributes(h, {n: int(stance[n]) for n in h}, "stance")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r = float(nx.numeric_assortativity_coefficient(h, "stance"))

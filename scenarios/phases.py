@@ -9,6 +9,7 @@ asks the scenario who acts in the current phase.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -70,8 +71,22 @@ def structured(response: ChatResponse) -> Any:
 
 
 def compact(data: Any) -> str:
-    """JSON text of a structured action for ``Event.data``."""
+    """JSON text of a structured action for ``Event.data``.
+
+    Flat dicts of hashable values (hours, votes, survey answers: a handful of distinct
+    actions across a population) are memoised; anything else is encoded afresh.
+    """
+    if isinstance(data, dict):
+        try:
+            return _compact_items(tuple(sorted(data.items())))
+        except TypeError:  # unhashable values (lists) or unsortable keys
+            pass
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compact_items(items: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(items), ensure_ascii=False, separators=(",", ":"))
 
 
 def age_band(age: int) -> str:
