@@ -48,6 +48,12 @@ def _compose(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
+def _typed(pop, spec) -> dict:
+    from simlab.census.population import _typed_marginals
+
+    return _typed_marginals(pop.table, spec.marginals)
+
+
 def run(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="simlab population", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,7 +66,7 @@ def run(argv: list[str]) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from simlab.census.fidelity import fidelity, markdown, plot
+    from simlab.census.fidelity import fidelity, markdown, plot, raking_check
     from simlab.census.population import CensusSpec, census_population
     from simlab.census.sampler import eligible
     from simlab.census.table import CensusDataError, load_census
@@ -99,11 +105,21 @@ def run(argv: list[str]) -> int:
         "rejected by rule": dict(pop.sample.rejected),
         "sampling wall time (s)": round(wall, 2),
     }
+    report = markdown(summary, detail, meta)
     if spec.marginals:
-        meta["raked to"] = {k: dict(v) for k, v in spec.marginals.items()}
+        check = raking_check(frame, _typed(pop, spec))
+        check.write_parquet(out / "raking_check.parquet")
+        worst = float(check["diff"].abs().max())
+        report += ("\n## Raking targets\n\n| attribute | category | target | sample | diff |\n"
+                   "|---|---|---:|---:|---:|\n" + "".join(
+                       f"| {r['attribute']} | {r['category']} | {r['target']:.4f} | "
+                       f"{r['sample_share']:.4f} | {r['diff']:+.4f} |\n"
+                       for r in check.iter_rows(named=True))
+                   + f"\nLargest deviation from a target: {worst:.4f}.\n")
+        print(f"raking: largest deviation of a sampled share from its target {worst:.4f}")
     if not args.no_plot:
         plot(detail, out / "fidelity.png")
-    (out / "fidelity.md").write_text(markdown(summary, detail, meta))
+    (out / "fidelity.md").write_text(report)
     (out / "population.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True):
         print(summary.with_columns(pl.col("tvd").round(4)))

@@ -109,3 +109,18 @@ def markdown(summary: pl.DataFrame, detail: pl.DataFrame, meta: dict) -> str:
               f"{r['census_share']:.4f} | {r['diff']:+.4f} |"
               for r in detail.iter_rows(named=True)]
     return "\n".join(lines) + "\n"
+
+
+def raking_check(sample: pl.DataFrame, marginals: dict) -> pl.DataFrame:
+    """Sampled share against each raking target (should agree within ~1/n)."""
+    rows = []
+    for attr, targets in marginals.items():
+        grouped = attr in GROUPED
+        df = with_groups(sample, (attr,)) if grouped else sample
+        col = f"g_{attr}" if grouped else attr
+        shares = dict(df.group_by(col).agg(pl.len() / df.height).iter_rows())
+        for cat, target in targets.items():
+            got = shares.get(cat, 0.0)
+            rows.append({"attribute": attr, "category": str(cat), "target": float(target),
+                         "sample_share": got, "diff": got - float(target)})
+    return pl.DataFrame(rows)
