@@ -113,3 +113,14 @@ def test_every_stored_episode_gets_a_metrics_row_even_without_utterances():
     m = compute_metrics(make_run([[("x", "aaaa"), ("y", "bbbb")], []], PERSONAS))
     assert m.episodes["episode_id"].to_list() == ["ep0", "ep1"]
     assert m.episodes.filter(episode_id="ep1")["n_utterances"][0] is None
+
+
+def test_integer_w1_equals_scipy_wasserstein():
+    from scipy.stats import wasserstein_distance
+
+    from simlab.analysis.naturalness import length_distance
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 30, size=17), rng.integers(2, 25, size=40).astype(float)
+    ref = ReferenceStats("r", {}, b, 1)
+    assert length_distance(a, ref) == pytest.approx(wasserstein_distance(a, b) / b.mean())

@@ -42,6 +42,7 @@ class MetricTables:
     pairs: pl.DataFrame
     #: run-level figures: pooled consistency AUC, corpus naturalness distances
     run: dict[str, Any] = field(default_factory=dict)
+    #: seconds per stage: wall, and ``<stage>_cpu`` for this process's CPU time
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -78,10 +79,13 @@ def compute_metrics(
     """Every non-judge metric of ``run``; ``distractors`` are extra persona texts for
     the retrieval pools (see :mod:`simlab.analysis.retrieval`)."""
     clock: dict[str, float] = {}
+    cpu: list[float] = [time.process_time()]
 
     def tick(name: str, t0: float) -> float:
-        now = time.perf_counter()
+        now, c = time.perf_counter(), time.process_time()
         clock[name] = round(now - t0, 4)
+        clock[f"{name}_cpu"] = round(c - cpu[0], 4)  # this process only, not workers
+        cpu[0] = c
         return now
 
     t0 = time.perf_counter()

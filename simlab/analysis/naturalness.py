@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import wasserstein_distance
 
 from simlab.analysis.text import WORD_RE
 
@@ -107,33 +106,65 @@ def relative_deviation(x: float | None, r: float) -> float | None:
     return abs(x - r) / abs(r) if r != 0 else abs(x)
 
 
+def _w1_to_reference(codes: np.ndarray, lengths: np.ndarray, n_groups: int,
+                     ref: ReferenceStats, chunk: int = 4096) -> np.ndarray:
+    """1-Wasserstein distance of each group's integer lengths to the reference's.
+
+    For integer samples the CDFs are step functions on the integers, so
+    ``W1 = sum_x |F_group(x) - F_ref(x)|``; one vectorised pass over a grid replaces a
+    sort per group (45k episodes: 40 s -> well under 1 s).
+    """
+    out = np.full(n_groups, np.nan)
+    if len(lengths) == 0 or len(ref.turn_words) == 0:
+        return out
+    ref_len = np.rint(ref.turn_words).astype(np.int64)
+    top = int(max(lengths.max(), ref_len.max())) + 1
+    ref_cdf = np.cumsum(np.bincount(ref_len, minlength=top)) / len(ref_len)
+    for lo in range(0, n_groups, chunk):
+        hi = min(lo + chunk, n_groups)
+        sel = (codes >= lo) & (codes < hi)
+        counts = np.zeros((hi - lo, top))
+        np.add.at(counts, (codes[sel] - lo, lengths[sel]), 1.0)
+        n = counts.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cdf = np.cumsum(counts, axis=1) / n
+        out[lo:hi] = np.abs(cdf - ref_cdf)[:, :-1].sum(axis=1)
+    return out
+
+
 def length_distance(lengths: np.ndarray, ref: ReferenceStats) -> float | None:
+    """W1 between turn lengths and the reference's, over the reference mean length."""
     mean = float(np.mean(ref.turn_words)) if len(ref.turn_words) else 0.0
+    lengths = np.asarray(lengths, dtype=np.int64)
     if len(lengths) == 0 or mean == 0:
         return None
-    return float(wasserstein_distance(lengths, ref.turn_words) / mean)
+    return float(_w1_to_reference(np.zeros(len(lengths), np.int64), lengths, 1, ref)[0] / mean)
 
 
 def distances(episodes: pl.DataFrame, turns: pl.DataFrame,
               ref: ReferenceStats) -> pl.DataFrame:
     """Per-episode ``dist_<feature>``, ``dist_turn_length`` and ``naturalness_distance``."""
-    lengths = turns.group_by("episode_id").agg(pl.col("n_words"))
-    by_ep = dict(zip(lengths["episode_id"], lengths["n_words"], strict=True))
-    rows = []
-    for rec in episodes.iter_rows(named=True):
-        row: dict = {"episode_id": rec["episode_id"]}
-        for f in FEATURES:
-            row[f"dist_{f}"] = (relative_deviation(rec.get(f), ref.means[f])
-                                if f in ref.means else None)
-        n_words = by_ep.get(rec["episode_id"])
-        row["dist_turn_length"] = length_distance(
-            np.asarray(n_words.to_list() if n_words is not None else [], float), ref)
-        parts = [v for k, v in row.items() if k.startswith("dist_") and v is not None]
-        row["naturalness_distance"] = float(np.mean(parts)) if parts else None
-        rows.append(row)
-    schema = {"episode_id": pl.String, **{f"dist_{f}": pl.Float64 for f in FEATURES},
-              "dist_turn_length": pl.Float64, "naturalness_distance": pl.Float64}
-    return pl.DataFrame(rows, schema=schema)
+    cols = []
+    for f in FEATURES:
+        if f in ref.means:
+            r = ref.means[f]
+            cols.append(((pl.col(f) - r).abs() / abs(r) if r != 0 else pl.col(f).abs())
+                        .cast(pl.Float64).alias(f"dist_{f}"))
+        else:
+            cols.append(pl.lit(None, dtype=pl.Float64).alias(f"dist_{f}"))
+    out = episodes.select("episode_id", *cols)
+    ids = out["episode_id"]
+    codes = (turns.select(pl.col("episode_id").replace_strict(
+        ids, pl.int_range(ids.len(), eager=True), default=-1, return_dtype=pl.Int64))
+        .to_series().to_numpy())
+    mean = float(np.mean(ref.turn_words)) if len(ref.turn_words) else 0.0
+    keep = codes >= 0
+    w1 = _w1_to_reference(codes[keep], turns["n_words"].to_numpy().astype(np.int64)[keep],
+                          ids.len(), ref)
+    out = out.with_columns(dist_turn_length=pl.Series(w1 / mean if mean else w1 * np.nan),
+                           ).fill_nan(None)
+    parts = [c for c in out.columns if c.startswith("dist_")]
+    return out.with_columns(naturalness_distance=pl.mean_horizontal(*parts))
 
 
 def corpus_distance(episodes: pl.DataFrame, turns: pl.DataFrame,
