@@ -140,3 +140,19 @@ def test_cli_judge_from_backend_config_and_errors(tmp_path, capsys):
     assert "missing: no such run directory" in capsys.readouterr().err
     assert main(["analyze", str(r), "--judge-tasks", "vibes", "--judge", "mock"]) == 2
     assert "unknown task(s) ['vibes']" in capsys.readouterr().err
+
+
+def test_persona_file_widens_retrieval_pools_without_duplicating_own(tmp_path):
+    people = tmp_path / "people.yaml"
+    people.write_text("".join(
+        f"- {{id: q{i}, name: Q{i}, age: 30, description: {d}}}\n"
+        for i, d in enumerate(["aaaa", "cccc", "dddd", "eeee", "ffff"])))
+    r = write_run(tmp_path / "r", [[("a", "aaaa"), ("b", "bbbb"), ("a", "aaaa")]],
+                  {"a": "aaaa", "b": "bbbb"})
+    an = analyze([r], out=tmp_path / "out", distractors=people, formats=["md"], plots=False)
+    # 2 own personas + 4 new ones ("aaaa" is a's own persona, not a distractor)
+    assert an.run_table["n_distractor_pool"][0] == 6
+    agents = an.agents.sort("agent_id")
+    # a's "aaaa" ranks its own persona first at every pool size; b's "bbbb" too
+    assert agents["mrr_k5"].to_list() == [1.0, 1.0]
+    assert "mrr_k10" not in an.episodes.columns

@@ -26,6 +26,7 @@ from simlab.analysis.corpus import Corpus
 from simlab.analysis.metrics import (
     MetricTables,
     compute_metrics,
+    persona_file_texts,
     persona_texts,
     reference_stats,
 )
@@ -148,8 +149,11 @@ def analyze(
         ref_stats = reference_stats(ref_tables, name=str(ref_tables.run_dir))
     extra: list[str] = []
     if distractors is not None:
-        for _, t in load_inputs([distractors]):
-            extra += persona_texts(t)
+        if Path(distractors).suffix.lower() in (".yaml", ".yml"):
+            extra = persona_file_texts(distractors)
+        else:
+            for _, t in load_inputs([distractors]):
+                extra += persona_texts(t)
     configs = [t.manifest.get("config") or {} for _, t in inputs]
     groups, keys = group_labels(configs, group_by)
     if len(inputs) == 1 and not group_by:

@@ -40,8 +40,9 @@ def parser() -> argparse.ArgumentParser:
                    help="reference corpus (.csv in the Synthetic-Persona-Chat layout or "
                         ".jsonl) for naturalness distances")
     p.add_argument("--distractors", metavar="PATH",
-                   help="corpus file or run(s) whose personas are added as distractors to "
-                        "the persona-retrieval pools (for MRR at pools beyond the run's own)")
+                   help="persona file (.yaml), corpus file or run(s) whose personas are "
+                        "added as distractors to the persona-retrieval pools (for MRR at "
+                        "pools beyond the run's own personas)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/analysis, "
                    "or <common folder>/analysis for several runs)")
     p.add_argument("--format", default="md,html", help="report formats: md, html (default both)")

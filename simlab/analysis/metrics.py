@@ -8,9 +8,11 @@ monologues, bidders' one-liners and reference corpora are analysed alike.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -56,6 +58,21 @@ def persona_texts(tables: RunTables) -> list[str]:
 
     return agent_table(tables).unique("persona_id", keep="first", maintain_order=True)[
         "persona_text"].to_list()
+
+
+def persona_file_texts(path: str | Path) -> list[str]:
+    """Persona texts of a persona file (``personas/*.yaml``, ``.jsonl``), built exactly as
+    for a stored agent, so the run's own personas are recognised and not used twice."""
+    from simlab.analysis.text import persona_text
+    from simlab.personas import load_personas
+
+    out = []
+    for p in load_personas(path):
+        row = p.model_dump(exclude={"goals", "hobbies", "attributes"})
+        row["goals_json"] = json.dumps(list(p.goals)) if p.goals else None
+        row["hobbies_json"] = json.dumps(list(p.hobbies)) if p.hobbies else None
+        out.append(persona_text(row))
+    return out
 
 
 def reference_stats(ref: RunTables, name: str = "reference") -> ReferenceStats:
