@@ -78,7 +78,7 @@ class EconomyScenario(Scenario):
     name = "economy"
 
     def __init__(
-        self, *, n_workers: int | None = 16, ticks: int = 4, tax_year: int = 2,
+        self, *, n_workers: int | None = 12, ticks: int = 3, tax_year: int = 2,
         planner: str = "llm", worker_policy: str = "llm", tax_schedule: str = "us_federal",
         flat_rate: float = 20.0, brackets: Sequence[float] = (), rates: Sequence[float] = (),
         weeks_per_year: float = 52.0, default_hours: float = 40.0, min_skill: float = 7.25,

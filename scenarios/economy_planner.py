@@ -49,7 +49,9 @@ def plan_schema(n_brackets: int, max_change: int) -> dict[str, Any]:
         "properties": {
             "changes": {
                 "type": "array",
-                "items": {"type": "integer", "minimum": -max_change, "maximum": max_change},
+                # an enum, not minimum/maximum: grammar-constrained decoders (llama.cpp)
+                # enforce enums but not integer bounds
+                "items": {"type": "integer", "enum": list(range(-max_change, max_change + 1))},
                 "minItems": n_brackets,
                 "maxItems": n_brackets,
             },

@@ -103,18 +103,19 @@ class TaxSchedule:
         return self.with_rates([r + c for r, c in zip(self.rates, changes, strict=True)])
 
     def lines(self) -> list[str]:
-        """Readable brackets, e.g. ``12% on income from $11,600 to $47,150``."""
+        """Readable brackets, e.g. ``12% on $11,600-$47,150`` (short: every worker's
+        prompt carries the schedule)."""
         out = []
         for k, (lo, rate) in enumerate(zip(self.thresholds, self.rates, strict=True)):
             pct = f"{rate:g}%"
             if self.n == 1:
                 out.append(f"{pct} on all income")
             elif k == 0:
-                out.append(f"{pct} on income up to {usd(self.thresholds[1])}")
+                out.append(f"{pct} on the first {usd(self.thresholds[1])}")
             elif k == self.n - 1:
-                out.append(f"{pct} on income above {usd(lo)}")
+                out.append(f"{pct} above {usd(lo)}")
             else:
-                out.append(f"{pct} on income from {usd(lo)} to {usd(self.thresholds[k + 1])}")
+                out.append(f"{pct} on {usd(lo)}-{usd(self.thresholds[k + 1])}")
         return out
 
     def describe(self) -> str:

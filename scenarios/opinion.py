@@ -56,7 +56,7 @@ class OpinionScenario(Scenario):
     name = "opinion"
 
     def __init__(
-        self, *, n_agents: int | None = 16, ticks: int = 3, topic: str = DEFAULT_TOPIC,
+        self, *, n_agents: int | None = 12, ticks: int = 3, topic: str = DEFAULT_TOPIC,
         scale: int = 7, graph: str = "small_world", degree: int = 4, rewire_p: float = 0.1,
         p_in: float = 0.5, p_out: float = 0.05, group_by: str = "age_band",
         survey_every: int = 2, questions: Sequence[Mapping[str, Any]] = DEFAULT_QUESTIONS,

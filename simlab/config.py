@@ -176,8 +176,8 @@ class EconomyConfig(ScenarioConfig):
 
     _target_: str = "scenarios.economy.EconomyScenario"
     name: str = "economy"
-    n_workers: int | None = 16
-    ticks: int = 4
+    n_workers: int | None = 12
+    ticks: int = 3
     tax_year: int = 2
     planner: PlannerKind = PlannerKind.llm
     worker_policy: AgentPolicy = AgentPolicy.llm
@@ -218,7 +218,7 @@ class OpinionConfig(ScenarioConfig):
 
     _target_: str = "scenarios.opinion.OpinionScenario"
     name: str = "opinion"
-    n_agents: int | None = 16
+    n_agents: int | None = 12
     ticks: int = 3
     topic: str = "the federal minimum wage should be raised to $20 an hour"
     scale: int = 7

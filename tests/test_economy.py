@@ -294,7 +294,7 @@ def test_runs_store_tables_and_a_planner_sweep_compares(tmp_path):
             dirs.append(d)
     tables = load_run(dirs[0])
     assert {"ticks", "schedule", "labour"} <= set(tables.tables)
-    assert tables.tables["ticks"].height == 2 * 4
+    assert tables.tables["ticks"].height == 2 * 3  # 2 episodes of the default 3 periods
     summary = EconomyScenario.summarize(tables)["economy"]
     assert summary["planner"].to_list() == ["saez", "saez"]
     stacked = summarize_runs([tmp_path])["economy"]

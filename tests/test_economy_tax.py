@@ -48,9 +48,9 @@ def test_marginal_bracket_at_thresholds():
 
 def test_describe_reads_like_a_tax_table():
     assert preset_schedule("three_bracket").lines() == [
-        "10% on income up to $50,000",
-        "25% on income from $50,000 to $150,000",
-        "40% on income above $150,000",
+        "10% on the first $50,000",
+        "25% on $50,000-$150,000",
+        "40% above $150,000",
     ]
     assert preset_schedule("flat").describe() == "20% on all income"
 
