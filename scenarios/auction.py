@@ -1,0 +1,553 @@
+"""House auctions with persona bidders, after HARBOR: English, first-price, second-price.
+
+A Mesa model on the scheduler graph. Houses (``scenarios/data/houses.yaml``) are sold one
+after another to persona bidders with budgets and tastes (``personas/bidders.yaml``, or a
+census population whose budgets follow from income). Each tick is one bidding round:
+
+- *schedule*: the auctioneer asks every bidder still in the lot (English; the standing
+  high bidder waits) or every bidder once (sealed);
+- *act*: LLM bidders answer with structured JSON (``{"action": "bid", "amount": 412000}``
+  or ``{"action": "out"}``); rule bidders (truthful, shading, random) answer locally;
+- *interpret*: each action is checked against the rules (``auction_rules.check_bid``);
+  an illegal one is re-asked with the reason, and when re-asks run out it is recorded as
+  a ``failure`` event and counted as ``out``;
+- *resolve*: the auctioneer, deterministic rule code, records each ``bid``/``out``, then
+  announces the round, ``sale`` or ``unsold`` to everyone and opens the next lot.
+
+Bidders see the auction through ECP: public announcements from the auctioneer, bids in
+the room (English; sealed bids are seen only by their bidder), and private notes only they
+see: their value estimate and budget, and optionally their own plan and profiles of their
+rivals (``plan``/``profiling``). Per-lot results, every bid attempt and per-bidder
+results are scenario tables; ``summarize`` sets the metrics beside textbook benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from scenarios.auction_bidders import RULE_TYPES, rule_action
+from scenarios.auction_items import Item, budget_of, draw_values, load_items, parse_items
+from scenarios.auction_rules import (
+    BID,
+    ENGLISH,
+    FORMATS,
+    OUT,
+    SEALED,
+    Action,
+    Lot,
+    bid_levels,
+    check_bid,
+    clear_sealed,
+    english_round,
+    parse_action,
+)
+from simlab.actions import Interpretation, Outcome, PendingEvent
+from simlab.agents import PersonaAgent
+from simlab.backends.base import ChatRequest, ChatResponse, Message
+from simlab.events import ENV, FAILURE, NARRATION, NOTE, UTTERANCE
+from simlab.personas.model import Persona
+from simlab.scenario import Scenario
+from simlab.scheduler.policies import RoundRobin, SchedulePolicy
+from simlab.text import persona_card
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from simlab.store import RunTables
+
+SALE, UNSOLD = "sale", "unsold"  # auctioneer event kinds (bids: "bid"/"out")
+BID_SCHEMAS = ("open", "ladder")
+
+
+class AuctionSchedule(SchedulePolicy):
+    """The auctioneer decides who bids: everyone still in the current lot."""
+
+    name = "auction"
+
+    def select(self, scenario: Scenario, step: int) -> list[str]:
+        assert isinstance(scenario, AuctionScenario)
+        return scenario.to_ask()
+
+
+class AuctionScenario(Scenario):
+    """Sequential house auction in one of three formats (see module docstring)."""
+
+    name = "auction"
+
+    def __init__(
+        self,
+        *,
+        format: str = ENGLISH,
+        items_path: str | None = None,
+        items: Sequence[Mapping[str, Any]] = (),
+        n_items: int = 2,
+        n_bidders: int = 4,
+        rule_bidders: Sequence[str] = (),
+        shuffle: bool = True,
+        min_increment: int = 10_000,
+        max_rounds: int = 3,
+        value_noise: float = 0.1,
+        taste_sd: float = 0.1,
+        budget_income_multiple: float = 5.0,
+        shade: float | None = None,
+        random_out_p: float = 0.3,
+        bid_schema: str = "ladder",
+        ladder_size: int = 6,
+        talk: bool = False,
+        plan: bool = False,
+        profiling: bool = False,
+        ask_dropped: bool = False,
+        max_tokens: int = 80,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        **base: Any,
+    ) -> None:
+        if format not in FORMATS:
+            raise ValueError(f"scenario.format: expected one of {FORMATS}, got {format!r}")
+        if bid_schema not in BID_SCHEMAS:
+            raise ValueError(f"scenario.bid_schema: expected one of {BID_SCHEMAS}, "
+                             f"got {bid_schema!r}")
+        for key, value, low in (("n_items", n_items, 1), ("n_bidders", n_bidders, 1),
+                                ("min_increment", min_increment, 1),
+                                ("max_rounds", max_rounds, 1), ("ladder_size", ladder_size, 1)):
+            if value < low:
+                raise ValueError(f"scenario.{key}: must be >= {low}, got {value}")
+        for key, value in (("value_noise", value_noise), ("taste_sd", taste_sd),
+                           ("budget_income_multiple", budget_income_multiple)):
+            if value < 0:
+                raise ValueError(f"scenario.{key}: must be >= 0, got {value}")
+        if shade is not None and not 0 < shade <= 1:
+            raise ValueError(f"scenario.shade: must be in (0, 1] or null, got {shade}")
+        if not 0 <= random_out_p <= 1:
+            raise ValueError(f"scenario.random_out_p: must be in [0, 1], got {random_out_p}")
+        rules = [str(getattr(r, "value", r)) for r in rule_bidders]
+        unknown = [r for r in rules if r not in RULE_TYPES]
+        if unknown:
+            raise ValueError(f"scenario.rule_bidders: unknown type(s) {unknown} "
+                             f"(known: {', '.join(RULE_TYPES)})")
+        if len(rules) > n_bidders:
+            raise ValueError(f"scenario.rule_bidders: {len(rules)} rule bidders but only "
+                             f"n_bidders={n_bidders} seats")
+        pool = parse_items(list(items), "scenario.items") if items else load_items(items_path)
+        if n_items > len(pool):
+            raise ValueError(f"scenario.n_items: {n_items} lots but only {len(pool)} items "
+                             f"in {'scenario.items' if items else items_path or 'houses.yaml'}")
+        schedule = base.get("schedule")
+        if schedule is not None and not isinstance(schedule, RoundRobin | AuctionSchedule):
+            raise ValueError("scenario.schedule: in an auction the auctioneer decides who bids "
+                             "each round; leave scenario.schedule at its default")
+        base["schedule"] = AuctionSchedule()
+        self.format, self.pool, self.n_items, self.n_bidders = format, pool, n_items, n_bidders
+        self.rule_types, self.shuffle = rules, shuffle
+        self.min_increment, self.max_rounds = min_increment, max_rounds
+        self.value_noise, self.taste_sd = value_noise, taste_sd
+        self.budget_income_multiple, self.shade, self.random_out_p = (
+            budget_income_multiple, shade, random_out_p)
+        self.bid_schema, self.ladder_size = bid_schema, ladder_size
+        self.talk, self.plan, self.profiling, self.ask_dropped = talk, plan, profiling, ask_dropped
+        self.sampling = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
+        self.items: list[Item] = []
+        self.lot: Lot | None = None
+        self.lot_rows: list[dict[str, Any]] = []
+        self.bid_rows: list[dict[str, Any]] = []
+        self._round_rows: dict[str, list[int]] = {}  # bidder -> this round's attempt rows
+        self._lot_open: dict[str, Any] = {}  # snapshot at lot open, for benchmarks
+        super().__init__(**base)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, population: list[Persona]) -> None:
+        if len(population) < self.n_bidders:
+            raise ValueError(f"population: the auction needs n_bidders={self.n_bidders} "
+                             f"personas, got {len(population)}")
+        if self.shuffle:
+            people = [population[int(i)] for i in
+                      self.rng.choice(len(population), size=self.n_bidders, replace=False)]
+            self.items = [self.pool[int(i)] for i in
+                          self.rng.choice(len(self.pool), size=self.n_items, replace=False)]
+        else:
+            people, self.items = population[: self.n_bidders], self.pool[: self.n_items]
+        budgets = [budget_of(p, self.budget_income_multiple) for p in people]
+        true, est = draw_values(self.items, people, self.rng, taste_sd=self.taste_sd,
+                                value_noise=self.value_noise)
+        for seat, (persona, budget) in enumerate(zip(people, budgets, strict=True)):
+            kind = self.rule_types[seat] if seat < len(self.rule_types) else "llm"
+            agent = self.add_agent(persona, f"{kind}_bidder")
+            agent.state.update(
+                type=kind, budget=budget, remaining=budget, spent=0, won=[], plan="",
+                true={it.id: int(true[seat, h]) for h, it in enumerate(self.items)},
+                estimate={it.id: int(est[seat, h]) for h, it in enumerate(self.items)},
+            )
+        self.graph.add_edges_from(nx.complete_graph(self.participants).edges)
+        names = ", ".join(self.by_key[k].name for k in self.participants)
+        lots = "; ".join(f"{i + 1}. {it.name}" for i, it in enumerate(self.items))
+        self.narrate(f"Welcome to the auction. Bidders: {names}. Lots: {lots}.")
+        for p in self._open_lot(0):
+            self.log.append(step=0, speaker=p.speaker, audience=p.audience, kind=p.kind,
+                            content=p.content, **p.call)
+
+    def _open_lot(self, index: int) -> list[PendingEvent]:
+        """Start lot ``index``: public announcement plus each bidder's private briefing."""
+        item = self.items[index]
+        self.lot = Lot(item, index, item.increment or self.min_increment)
+        self._lot_open = {
+            k: {"estimate": a.state["estimate"][item.id], "true": a.state["true"][item.id],
+                "budget": a.state["remaining"]}
+            for k, a in self.by_key.items()
+        }
+        everyone = tuple(self.participants)
+        out = [PendingEvent(ENV, everyone, NARRATION,
+                            f"Lot {index + 1} of {len(self.items)}: {item.blurb()}. "
+                            f"{self._rules_line(self.lot)}",
+                            {"data": json.dumps({"lot": index, "item": item.id}),
+                             "backend": ""})]
+        for key in self.participants:
+            snap = self._lot_open[key]
+            out.append(PendingEvent(ENV, (key,), NARRATION,
+                                    f"Private note for {self.by_key[key].name}: you estimate "
+                                    f"{item.name} is worth ${snap['estimate']:,} to you. Your "
+                                    f"remaining budget is ${snap['budget']:,}."))
+        return out
+
+    def _rules_line(self, lot: Lot) -> str:
+        start, inc = lot.item.start_price, lot.increment
+        if self.format == ENGLISH:
+            return f"Opening bid ${start:,}; raises of at least ${inc:,}."
+        pays = ("its own bid" if self.format == "first_price" else
+                f"the second-highest bid (or ${start:,} if alone)")
+        return f"Sealed bids of at least ${start:,}; the highest bid wins and pays {pays}."
+
+    # --------------------------------------------------------------- prompts
+    def system_prompt(self, agent: PersonaAgent) -> str:
+        amount = ("whole dollars, ignored when out" if self.bid_schema == "ladder"
+                  else "whole dollars, only for a bid")
+        fields = [f'"action": "bid" or "out", "amount": {amount}']
+        if self.talk:
+            fields.append('"say": a short remark to the room, in your own voice')
+        if self.plan:
+            fields.append('"plan": your private plan for the auction, one sentence')
+        if self.profiling:
+            fields.append('"rivals": your private guess about your rivals\' budgets and '
+                          "how much they want this house")
+        # Rules first, persona second: every bidder's prompt then opens with the same
+        # tokens, which llama.cpp reuses from the previous request's KV cache.
+        return (
+            f"You are bidding your own money at a house auction "
+            f"({_FORMAT_NAMES[self.format]}); houses are sold one at a time. The auctioneer "
+            "tells you privately what each house is worth to you and your remaining budget; "
+            "never bid more than that budget. Buying below your value is a gain, paying more "
+            "is a loss. Out means you leave the bidding for this house for good.\n"
+            f"Reply with JSON only: {{{', '.join(fields)}}}.\n\n"
+            f"{persona_card(agent.persona)}"
+        )
+
+    def action_schema(self, agent: PersonaAgent) -> dict[str, Any]:
+        """The JSON schema of ``agent``'s reply now (``ladder``: legal amounts only)."""
+        assert self.lot is not None
+        actions = [BID, OUT]
+        amount: dict[str, Any] | None = {"type": "integer", "minimum": 0}
+        if self.bid_schema == "ladder":
+            levels = bid_levels(self.lot, agent.state["remaining"], self.format,
+                                self.ladder_size)
+            if levels:
+                amount = {"type": "integer", "enum": levels}
+            else:
+                actions, amount = [OUT], None
+        props: dict[str, Any] = {"action": {"type": "string", "enum": actions}}
+        if amount is not None:
+            props["amount"] = amount
+        # Small models skip optional keys; with a ladder every reply carries an amount
+        # (ignored for "out"), so a bid can never lack one.
+        required = ["action", "amount"] if self.bid_schema == "ladder" and amount else ["action"]
+        for flag, key, limit in ((self.talk, "say", 120), (self.plan, "plan", 200),
+                                 (self.profiling, "rivals", 200)):
+            if flag:
+                props[key] = {"type": "string", "maxLength": limit}
+                required.append(key)
+        return {"type": "object", "properties": props, "required": required,
+                "additionalProperties": False}
+
+    def request_for(
+        self, agent: PersonaAgent, messages: tuple[Message, ...], seed: int
+    ) -> ChatRequest:
+        return ChatRequest(messages=messages, seed=seed, tag=agent.key,
+                           json_schema=self.action_schema(agent), **self.sampling)
+
+    def reask_messages(
+        self, agent: PersonaAgent, messages: tuple[Message, ...], error: str
+    ) -> tuple[Message, ...]:
+        if error.startswith("invalid structured reply"):  # never reached interpret
+            self._attempt(agent, None, error, "schema")
+        note = f"[Auctioneer] Your last reply was rejected: {error}. Reply again with JSON only."
+        if messages and messages[-1].role == "user":
+            return (*messages[:-1], Message("user", f"{messages[-1].content}\n{note}"))
+        return (*messages, Message("user", note))
+
+    # ------------------------------------------------------------------- act
+    def to_ask(self) -> list[str]:
+        """Bidders to ask this round, in seat order."""
+        lot = self.lot
+        if lot is None:
+            return []
+        if self.format in SEALED:
+            return list(self.participants)
+        return [k for k in self.participants
+                if k != lot.leader and (self.ask_dropped or k not in lot.dropped)]
+
+    def local_response(self, agent: PersonaAgent, request: ChatRequest) -> ChatResponse | None:
+        kind = agent.state["type"]
+        if kind == "llm":
+            return None
+        lot = self.lot
+        assert lot is not None
+        if agent.key in lot.dropped:
+            action: dict[str, Any] = {"action": OUT}
+        else:
+            action = rule_action(
+                kind, self.format, value=agent.state["estimate"][lot.item.id],
+                budget=agent.state["remaining"], min_bid=lot.min_bid,
+                start_price=lot.item.start_price, increment=lot.increment,
+                n_bidders=len(self.participants), rng=self.rng, shade=self.shade,
+                out_p=self.random_out_p)
+        return ChatResponse(text=json.dumps(action), parsed=action, model=f"rule:{kind}",
+                            finish_reason="stop")
+
+    def interpret(self, agent: PersonaAgent, response: ChatResponse) -> Interpretation:
+        assert self.lot is not None
+        payload = response.parsed if response.parsed is not None else response.text
+        action, error = parse_action(payload)
+        kind = "parse"
+        if action is not None:
+            error = check_bid(action, bidder=agent.key, lot=self.lot,
+                              budget=agent.state["remaining"], fmt=self.format)
+            kind = "rule"
+        self._attempt(agent, action, error, kind if error else "")
+        if error:
+            return Interpretation(False, error=error)
+        assert action is not None
+        return Interpretation(True, _describe(action), data=action)
+
+    def _attempt(self, agent: PersonaAgent, action: Action | None, error: str,
+                 error_kind: str) -> None:
+        """One row of the ``bids`` table per reply that reached the auctioneer."""
+        lot = self.lot
+        assert lot is not None
+        snap = self._lot_open[agent.key]
+        amount = action.amount if action is not None else None
+        rows = self._round_rows.setdefault(agent.key, [])
+        rows.append(len(self.bid_rows))
+        self.bid_rows.append({
+            "item_id": lot.item.id, "lot": lot.index, "round": lot.rounds + 1,
+            "bidder": agent.key, "bidder_type": agent.state["type"], "attempt": len(rows),
+            "action": action.kind if action is not None else None, "amount": amount,
+            "valid": not error, "error": error, "error_kind": error_kind, "final": False,
+            "min_bid": lot.min_bid, "estimate": snap["estimate"], "true_value": snap["true"],
+            "budget": agent.state["remaining"],
+            "over_value": amount is not None and amount > snap["estimate"],
+            "over_budget": amount is not None and amount > agent.state["remaining"],
+        })
+
+    # --------------------------------------------------------------- resolve
+    def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:
+        lot = self.lot
+        assert lot is not None
+        events: list[PendingEvent] = []
+        moves: list[tuple[str, Action]] = []
+        forced: list[str] = []
+        for o in outcomes:
+            key, agent = o.agent.key, o.agent
+            call = self.event_for(o).call
+            if agent.state["type"] != "llm":
+                call["backend"] = "rule"
+            if o.interpretation.ok:
+                action: Action = o.interpretation.data
+                events.extend(self._action_events(agent, action, call))
+                moves.append((key, action))
+            else:
+                error = o.interpretation.error
+                if error.startswith(("invalid structured reply", "backend error")):
+                    self._attempt(agent, _raw_action(o.response), error,
+                                  "schema" if error.startswith("invalid") else "backend")
+                events.append(PendingEvent(key, (), FAILURE, f"{error} (counted as out)", call))
+                moves.append((key, Action(OUT)))
+                forced.append(key)
+            rows = self._round_rows.get(key)
+            if rows:
+                self.bid_rows[rows[-1]]["final"] = True
+        self._round_rows = {}
+        if self.format == ENGLISH:
+            english_round(lot, moves, self.participants, self.max_rounds)
+            events.append(self._round_news(lot, moves, forced))
+        else:
+            bids = [(k, a.amount) for k, a in moves if a.kind == BID and a.amount is not None]
+            clear_sealed(lot, bids, self.format)
+            events.append(self._env(f"The sealed bids for {lot.item.name} are opened: "
+                                    f"{len(bids)} bid{'s' if len(bids) != 1 else ''}."))
+        if lot.closed:
+            events.extend(self._close_lot(lot))
+        return events
+
+    def _action_events(self, agent: PersonaAgent, action: Action,
+                       call: dict[str, Any]) -> list[PendingEvent]:
+        """A remark (utterance to the room), the bid/out itself, and private notes."""
+        room = self.audience_of(agent.key)
+        # Sealed bids are seen only by their bidder; English bids by the whole room.
+        seen_by = room if self.format == ENGLISH else ()
+        out = []
+        if action.say:
+            out.append(PendingEvent(agent.key, room, UTTERANCE, action.say))
+        data = json.dumps(action.as_dict(), ensure_ascii=False)
+        out.append(PendingEvent(agent.key, seen_by, action.kind, _describe(action),
+                                {**call, "data": data}))
+        if action.plan and action.plan != agent.state["plan"]:
+            agent.state["plan"] = action.plan
+            out.append(PendingEvent(agent.key, (), NOTE, f"My plan: {action.plan}"))
+        if action.rivals:
+            out.append(PendingEvent(agent.key, (), NOTE, f"My read on my rivals: "
+                                                         f"{action.rivals}"))
+        return out
+
+    def _round_news(self, lot: Lot, moves: list[tuple[str, Action]],
+                    forced: list[str]) -> PendingEvent:
+        """The auctioneer's call after an English round (bids were seen in the room)."""
+        text = f"Round {lot.rounds} for {lot.item.name}:"
+        if lot.leader is not None:
+            text += f" high bid ${lot.high_bid:,} ({self.by_key[lot.leader].name})."
+        else:
+            text += " no bids."
+        outs = [self.by_key[k].name + (" (invalid action)" if k in forced else "")
+                for k, a in moves if a.kind == OUT]
+        if outs:
+            text += f" Out: {', '.join(outs)}."
+        if not lot.closed:
+            text += f" Next: bid at least ${lot.min_bid:,} or drop out."
+        return self._env(text)
+
+    def _close_lot(self, lot: Lot) -> list[PendingEvent]:
+        item = lot.item
+        row = self._lot_row(lot)
+        self.lot_rows.append(row)
+        if lot.sold:
+            assert lot.leader is not None and lot.high_bid is not None
+            winner = self.by_key[lot.leader]
+            winner.state["remaining"] -= lot.high_bid
+            winner.state["spent"] += lot.high_bid
+            winner.state["won"].append(item.id)
+            events = [self._env(f"Sold! {item.name} goes to {winner.name} for "
+                                f"${lot.high_bid:,}.", SALE,
+                                {"item": item.id, "winner": winner.key,
+                                 "price": lot.high_bid, "closed": lot.closed})]
+        else:
+            events = [self._env(f"No bids: {item.name} is withdrawn unsold.", UNSOLD,
+                                {"item": item.id, "closed": lot.closed})]
+        if lot.index + 1 < len(self.items):
+            events.extend(self._open_lot(lot.index + 1))
+        else:
+            self.lot = None
+            sold = [r for r in self.lot_rows if r["sold"]]
+            events.append(self._env(
+                f"The auction is over: {len(sold)} of {len(self.items)} houses sold for "
+                f"${sum(r['price'] for r in sold):,} in total."))
+        return events
+
+    def _env(self, text: str, kind: str = NARRATION,
+             data: Mapping[str, Any] | None = None) -> PendingEvent:
+        call = {"data": json.dumps(dict(data)), "backend": ""} if data else {}
+        return PendingEvent(ENV, tuple(self.participants), kind, text, call)
+
+    def _lot_row(self, lot: Lot) -> dict[str, Any]:
+        """Result of a closed lot with its benchmark (see ``auction_metrics``)."""
+        from scenarios.auction_metrics import lot_benchmark
+
+        snap = self._lot_open
+        winner = lot.leader if lot.sold else None
+        top_true = max(s["true"] for s in snap.values())
+        bench = lot_benchmark(self.format, snap, self.participants, lot.item.start_price)
+        return {
+            "lot": lot.index, "item_id": lot.item.id, "item_name": lot.item.name,
+            "format": self.format, "n_bidders": len(self.participants),
+            "market_value": lot.item.value, "start_price": lot.item.start_price,
+            "increment": lot.increment, "sold": lot.sold, "closed": lot.closed,
+            "rounds": lot.rounds, "winner": winner,
+            "winner_type": self.by_key[winner].state["type"] if winner else None,
+            "price": lot.high_bid if winner else None,
+            "revenue": lot.high_bid if winner else 0,
+            "winner_true_value": snap[winner]["true"] if winner else None,
+            "winner_estimate": snap[winner]["estimate"] if winner else None,
+            "max_true_value": top_true,
+            "efficient": bool(winner) and snap[winner]["true"] == top_true,
+            "welfare": snap[winner]["true"] if winner else 0,
+            **bench,
+        }
+
+    # ----------------------------------------------------------- termination
+    def check_termination(self) -> str | None:
+        return "auction_complete" if self.lot is None else None
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        return {"items": list(self.lot_rows), "bids": list(self.bid_rows),
+                "bidders": self._bidder_rows()}
+
+    def _bidder_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for key in self.participants:
+            a = self.by_key[key]
+            won = [r for r in self.lot_rows if r["winner"] == key]
+            mine = [r for r in self.bid_rows if r["bidder"] == key]
+            final_bids = [r for r in mine if r["final"] and r["valid"] and r["action"] == BID]
+            rows.append({
+                "agent_id": key, "name": a.name, "persona_id": a.persona.id,
+                "bidder_type": a.state["type"], "budget": a.state["budget"],
+                "spent": a.state["spent"], "n_won": len(won),
+                "items_won": [r["item_id"] for r in won],
+                "profit": sum(r["winner_true_value"] - r["price"] for r in won),
+                "profit_estimate": sum(r["winner_estimate"] - r["price"] for r in won),
+                "bench_profit": sum(r["bench_profit"] for r in self.lot_rows
+                                    if r["bench_winner"] == key),
+                "n_attempts": len(mine), "n_invalid": sum(not r["valid"] for r in mine),
+                "n_bids": len(final_bids),
+                "n_over_value": sum(r["over_value"] for r in final_bids),
+                "n_over_budget": sum(r["over_budget"] for r in mine),
+            })
+        return rows
+
+    def outcome(self) -> dict[str, Any]:
+        from scenarios.auction_metrics import episode_outcome
+
+        return {
+            "format": self.format,
+            "n_items": len(self.items),
+            "n_bidders": len(self.participants),
+            "n_llm_bidders": sum(a.state["type"] == "llm" for a in self.by_key.values()),
+            "rule_bidders": list(self.rule_types),
+            **episode_outcome(self.lot_rows, self.bid_rows, len(self.participants)),
+        }
+
+    @classmethod
+    def summarize(cls, run: RunTables) -> dict[str, pl.DataFrame]:
+        from scenarios.auction_metrics import summarize
+
+        return summarize(run)
+
+
+_FORMAT_NAMES = {
+    "english": "English ascending auction",
+    "first_price": "sealed-bid first-price auction",
+    "second_price": "sealed-bid second-price auction",
+}
+
+
+def _describe(action: Action) -> str:
+    """The readable form of an action, as recorded and as the bidder sees its own."""
+    return f"I bid ${action.amount:,}." if action.kind == BID else "I'm out."
+
+
+def _raw_action(response: ChatResponse | None) -> Action | None:
+    """Best-effort reading of a reply that failed its schema, for the bids table."""
+    if response is None or not response.text:
+        return None
+    action, _ = parse_action(response.text)
+    return action
