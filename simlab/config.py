@@ -153,7 +153,7 @@ class AuctionConfig(ScenarioConfig):
     rule_bidders: list[RuleBidder] = field(default_factory=list)
     shuffle: bool = True
     min_increment: int = 10_000
-    max_rounds: int = 6
+    max_rounds: int = 3
     value_noise: float = 0.1
     taste_sd: float = 0.1
     budget_income_multiple: float = 5.0
@@ -161,7 +161,7 @@ class AuctionConfig(ScenarioConfig):
     random_out_p: float = 0.3
     bid_schema: BidSchema = BidSchema.ladder
     ladder_size: int = 6
-    talk: bool = True
+    talk: bool = False
     plan: bool = False
     profiling: bool = False
     ask_dropped: bool = False
