@@ -35,7 +35,6 @@ Metric definitions (per episode):
 
 from __future__ import annotations
 
-import glob as _glob
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -213,54 +212,27 @@ def by_trait(bidders: pl.DataFrame, trait: str, by: Sequence[str] = ("format",)
             .sort(keys))
 
 
-def _run_dirs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Run directories from paths, globs, or parent folders (a multirun sweep dir)."""
-    from simlab.store import is_run_dir
-
-    items = [paths] if isinstance(paths, str | Path) else list(paths)
-    found: list[Path] = []
-    for p in items:
-        matches = [Path(m) for m in sorted(_glob.glob(str(p)))] or [Path(p)]
-        for m in matches:
-            if is_run_dir(m):
-                found.append(m)
-            elif m.is_dir():
-                found.extend(sorted(d for d in m.iterdir() if is_run_dir(d)))
-    if not found:
-        raise FileNotFoundError(f"summarize_runs: no run directories in {items}")
-    return found
-
-
-def summarize_runs(paths: str | Path | Iterable[str | Path]) -> dict[str, pl.DataFrame]:
-    """``summarize`` over many runs (a sweep), concatenated: one table per name.
-
-    Each run's scenario class comes from its manifest (``config.scenario._target_``), so
-    this works from a notebook on any sweep directory, e.g.
-    ``summarize_runs("runs/multirun/auction/2026-01-01_10-00-00")``. Rows gain ``run``
-    (the run directory) and ``run_seed``.
-    """
-    from hydra.utils import get_class
-
-    from simlab.store import load_run
-
-    tables: dict[str, list[pl.DataFrame]] = {}
-    for d in _run_dirs(paths):
-        run = load_run(d)
-        target = run.manifest.get("config", {}).get("scenario", {}).get("_target_")
-        if not target:
-            raise ValueError(f"{d}: manifest has no config.scenario._target_")
-        for name, df in get_class(target).summarize(run).items():
-            tables.setdefault(name, []).append(df.with_columns(
-                pl.lit(str(d)).alias("run"), pl.lit(run.manifest.get("seed")).alias("run_seed")))
-    return {name: pl.concat(dfs, how="diagonal_relaxed") for name, dfs in tables.items()}
-
-
-def compare(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Mean of each metric and of its benchmark per format (the sweep's headline table)."""
+def compare_formats(metrics: pl.DataFrame) -> pl.DataFrame:
+    """Each metric beside its benchmark per format, over every episode of every run: the
+    sweep's headline table (rows in :data:`METRICS` order, formats in a fixed order)."""
     return (metrics.group_by("format", "metric")
             .agg(pl.len().alias("episodes"), pl.col("value").mean(),
-                 pl.col("benchmark").mean(), pl.col("basis").first())
+                 pl.col("value").std().alias("value_std"), pl.col("benchmark").mean(),
+                 pl.col("basis").first())
             .with_columns(pl.col("metric").replace_strict(
                 {m: i for i, m in enumerate(METRICS)}, default=len(METRICS)).alias("_m"),
                 pl.col("format").replace_strict(FORMAT_ORDER, default=9).alias("_f"))
             .sort("_m", "_f").drop("_m", "_f"))
+
+
+def auction_comparison(paths: Sequence[str | Path]) -> pl.DataFrame:
+    """Metrics beside benchmarks per format across a sweep's runs, e.g.
+    ``auction_comparison(["runs/multirun/auction/<timestamp>"])`` after
+    ``simlab -m scenario=auction scenario.format=english,first_price,second_price seed=0,1,2``.
+    """
+    from scenarios.sweep import summarize_runs
+
+    tables = summarize_runs(paths)
+    if "auction_metrics" not in tables:
+        raise ValueError(f"{', '.join(map(str, paths))}: no auction runs found")
+    return compare_formats(tables["auction_metrics"])

@@ -10,7 +10,8 @@ import pytest
 from conftest import compose
 
 from scenarios.auction import AuctionScenario
-from scenarios.auction_metrics import METRICS, by_trait, compare, summarize_runs
+from scenarios.auction_metrics import METRICS, auction_comparison, by_trait, compare_formats
+from scenarios.sweep import summarize_runs
 from simlab.events import WALL_CLOCK_COLUMNS
 from simlab.runner import run
 from simlab.store import load_run
@@ -82,14 +83,16 @@ def test_sweep_over_formats_and_seeds_gives_one_metrics_table(tmp_path):
         for seed in (0, 1):
             _run(sweep, f"{i}_{fmt}_{seed}", "episodes=1", f"seed={seed}",
                  f"scenario.format={fmt}")
-    tables = summarize_runs(sweep)
+    tables = summarize_runs([sweep])
     metrics = tables["auction_metrics"]
     assert metrics.height == 6 * len(METRICS)
     assert set(metrics["format"]) == {"english", "first_price", "second_price"}
-    assert metrics["run"].n_unique() == 6 and set(metrics["run_seed"]) == {0, 1}
-    headline = compare(metrics)
+    assert metrics["run_dir"].n_unique() == 6 and set(metrics["run_seed"]) == {0, 1}
+    headline = compare_formats(metrics)
+    assert headline.equals(auction_comparison([sweep]))
     assert headline.height == 3 * len(METRICS)
-    assert headline.columns == ["format", "metric", "episodes", "value", "benchmark", "basis"]
+    assert headline.columns == ["format", "metric", "episodes", "value", "value_std",
+                                "benchmark", "basis"]
     rounds = headline.filter(metric="rounds_per_item")
     assert rounds["benchmark"].to_list() == [None, 1.0, 1.0]
     assert headline.filter(metric="welfare_share")["benchmark"].to_list() == [1.0] * 3
