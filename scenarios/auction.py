@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from scenarios import auction_prompts as prompts
 from scenarios.auction_bidders import RULE_TYPES, rule_action
 from scenarios.auction_items import Item, budget_of, draw_values, load_items, parse_items
+from scenarios.auction_metrics import bidder_rows, episode_outcome, lot_row, summarize
 from scenarios.auction_rules import (
     BID,
     ENGLISH,
@@ -52,7 +54,6 @@ from simlab.events import ENV, FAILURE, NARRATION, NOTE, UTTERANCE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 from simlab.scheduler.policies import RoundRobin, SchedulePolicy
-from simlab.text import persona_card
 
 if TYPE_CHECKING:
     import polars as pl
@@ -148,7 +149,8 @@ class AuctionScenario(Scenario):
         self.budget_income_multiple, self.shade, self.random_out_p = (
             budget_income_multiple, shade, random_out_p)
         self.bid_schema, self.ladder_size = bid_schema, ladder_size
-        self.talk, self.plan, self.profiling, self.ask_dropped = talk, plan, profiling, ask_dropped
+        self.flags = {"talk": talk, "plan": plan, "profiling": profiling}
+        self.ask_dropped = ask_dropped
         self.sampling = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p}
         self.items: list[Item] = []
         self.lot: Lot | None = None
@@ -182,9 +184,8 @@ class AuctionScenario(Scenario):
                 estimate={it.id: int(est[seat, h]) for h, it in enumerate(self.items)},
             )
         self.graph.add_edges_from(nx.complete_graph(self.participants).edges)
-        names = ", ".join(self.by_key[k].name for k in self.participants)
-        lots = "; ".join(f"{i + 1}. {it.name}" for i, it in enumerate(self.items))
-        self.narrate(f"Welcome to the auction. Bidders: {names}. Lots: {lots}.")
+        self.narrate(prompts.welcome([self.by_key[k].name for k in self.participants],
+                                     self.items))
         for p in self._open_lot(0):
             self.log.append(step=0, speaker=p.speaker, audience=p.audience, kind=p.kind,
                             content=p.content, **p.call)
@@ -200,75 +201,28 @@ class AuctionScenario(Scenario):
         }
         everyone = tuple(self.participants)
         out = [PendingEvent(ENV, everyone, NARRATION,
-                            f"Lot {index + 1} of {len(self.items)}: {item.blurb()}. "
-                            f"{self._rules_line(self.lot)}",
+                            prompts.lot_announcement(self.lot, len(self.items), self.format),
                             {"data": json.dumps({"lot": index, "item": item.id}),
                              "backend": ""})]
         for key in self.participants:
             snap = self._lot_open[key]
-            out.append(PendingEvent(ENV, (key,), NARRATION,
-                                    f"Private note for {self.by_key[key].name}: you estimate "
-                                    f"{item.name} is worth ${snap['estimate']:,} to you. Your "
-                                    f"remaining budget is ${snap['budget']:,}."))
+            out.append(PendingEvent(ENV, (key,), NARRATION, prompts.private_briefing(
+                self.by_key[key].name, item, snap["estimate"], snap["budget"])))
         return out
-
-    def _rules_line(self, lot: Lot) -> str:
-        start, inc = lot.item.start_price, lot.increment
-        if self.format == ENGLISH:
-            return f"Opening bid ${start:,}; raises of at least ${inc:,}."
-        pays = ("its own bid" if self.format == "first_price" else
-                f"the second-highest bid (or ${start:,} if alone)")
-        return f"Sealed bids of at least ${start:,}; the highest bid wins and pays {pays}."
 
     # --------------------------------------------------------------- prompts
     def system_prompt(self, agent: PersonaAgent) -> str:
-        amount = ("whole dollars, ignored when out" if self.bid_schema == "ladder"
-                  else "whole dollars, only for a bid")
-        fields = [f'"action": "bid" or "out", "amount": {amount}']
-        if self.talk:
-            fields.append('"say": a short remark to the room, in your own voice')
-        if self.plan:
-            fields.append('"plan": your private plan for the auction, one sentence')
-        if self.profiling:
-            fields.append('"rivals": your private guess about your rivals\' budgets and '
-                          "how much they want this house")
-        # Rules first, persona second: every bidder's prompt then opens with the same
-        # tokens, which llama.cpp reuses from the previous request's KV cache.
-        return (
-            f"You are bidding your own money at a house auction "
-            f"({_FORMAT_NAMES[self.format]}); houses are sold one at a time. The auctioneer "
-            "tells you privately what each house is worth to you and your remaining budget; "
-            "never bid more than that budget. Buying below your value is a gain, paying more "
-            "is a loss. Out means you leave the bidding for this house for good.\n"
-            f"Reply with JSON only: {{{', '.join(fields)}}}.\n\n"
-            f"{persona_card(agent.persona)}"
-        )
+        return prompts.system_prompt(agent.persona, self.format,
+                                     ladder=self.bid_schema == "ladder", flags=self.flags)
 
     def action_schema(self, agent: PersonaAgent) -> dict[str, Any]:
         """The JSON schema of ``agent``'s reply now (``ladder``: legal amounts only)."""
         assert self.lot is not None
-        actions = [BID, OUT]
-        amount: dict[str, Any] | None = {"type": "integer", "minimum": 0}
+        levels = None
         if self.bid_schema == "ladder":
             levels = bid_levels(self.lot, agent.state["remaining"], self.format,
                                 self.ladder_size)
-            if levels:
-                amount = {"type": "integer", "enum": levels}
-            else:
-                actions, amount = [OUT], None
-        props: dict[str, Any] = {"action": {"type": "string", "enum": actions}}
-        if amount is not None:
-            props["amount"] = amount
-        # Small models skip optional keys; with a ladder every reply carries an amount
-        # (ignored for "out"), so a bid can never lack one.
-        required = ["action", "amount"] if self.bid_schema == "ladder" and amount else ["action"]
-        for flag, key, limit in ((self.talk, "say", 120), (self.plan, "plan", 200),
-                                 (self.profiling, "rivals", 200)):
-            if flag:
-                props[key] = {"type": "string", "maxLength": limit}
-                required.append(key)
-        return {"type": "object", "properties": props, "required": required,
-                "additionalProperties": False}
+        return prompts.action_schema(levels, self.flags)
 
     def request_for(
         self, agent: PersonaAgent, messages: tuple[Message, ...], seed: int
@@ -281,7 +235,7 @@ class AuctionScenario(Scenario):
     ) -> tuple[Message, ...]:
         if error.startswith("invalid structured reply"):  # never reached interpret
             self._attempt(agent, None, error, "schema")
-        note = f"[Auctioneer] Your last reply was rejected: {error}. Reply again with JSON only."
+        note = prompts.reask_note(error)
         if messages and messages[-1].role == "user":
             return (*messages[:-1], Message("user", f"{messages[-1].content}\n{note}"))
         return (*messages, Message("user", note))
@@ -328,7 +282,7 @@ class AuctionScenario(Scenario):
         if error:
             return Interpretation(False, error=error)
         assert action is not None
-        return Interpretation(True, _describe(action), data=action)
+        return Interpretation(True, prompts.describe(action), data=action)
 
     def _attempt(self, agent: PersonaAgent, action: Action | None, error: str,
                  error_kind: str) -> None:
@@ -380,12 +334,12 @@ class AuctionScenario(Scenario):
         self._round_rows = {}
         if self.format == ENGLISH:
             english_round(lot, moves, self.participants, self.max_rounds)
-            events.append(self._round_news(lot, moves, forced))
+            names = {k: a.name for k, a in self.by_key.items()}
+            events.append(self._env(prompts.round_news(lot, moves, forced, names)))
         else:
             bids = [(k, a.amount) for k, a in moves if a.kind == BID and a.amount is not None]
             clear_sealed(lot, bids, self.format)
-            events.append(self._env(f"The sealed bids for {lot.item.name} are opened: "
-                                    f"{len(bids)} bid{'s' if len(bids) != 1 else ''}."))
+            events.append(self._env(prompts.sealed_news(lot, len(bids))))
         if lot.closed:
             events.extend(self._close_lot(lot))
         return events
@@ -400,7 +354,7 @@ class AuctionScenario(Scenario):
         if action.say:
             out.append(PendingEvent(agent.key, room, UTTERANCE, action.say))
         data = json.dumps(action.as_dict(), ensure_ascii=False)
-        out.append(PendingEvent(agent.key, seen_by, action.kind, _describe(action),
+        out.append(PendingEvent(agent.key, seen_by, action.kind, prompts.describe(action),
                                 {**call, "data": data}))
         if action.plan and action.plan != agent.state["plan"]:
             agent.state["plan"] = action.plan
@@ -410,26 +364,10 @@ class AuctionScenario(Scenario):
                                                          f"{action.rivals}"))
         return out
 
-    def _round_news(self, lot: Lot, moves: list[tuple[str, Action]],
-                    forced: list[str]) -> PendingEvent:
-        """The auctioneer's call after an English round (bids were seen in the room)."""
-        text = f"Round {lot.rounds} for {lot.item.name}:"
-        if lot.leader is not None:
-            text += f" high bid ${lot.high_bid:,} ({self.by_key[lot.leader].name})."
-        else:
-            text += " no bids."
-        outs = [self.by_key[k].name + (" (invalid action)" if k in forced else "")
-                for k, a in moves if a.kind == OUT]
-        if outs:
-            text += f" Out: {', '.join(outs)}."
-        if not lot.closed:
-            text += f" Next: bid at least ${lot.min_bid:,} or drop out."
-        return self._env(text)
-
     def _close_lot(self, lot: Lot) -> list[PendingEvent]:
         item = lot.item
-        row = self._lot_row(lot)
-        self.lot_rows.append(row)
+        types = {k: a.state["type"] for k, a in self.by_key.items()}
+        self.lot_rows.append(lot_row(lot, self.format, self._lot_open, self.participants, types))
         if lot.sold:
             assert lot.leader is not None and lot.high_bid is not None
             winner = self.by_key[lot.leader]
@@ -458,65 +396,16 @@ class AuctionScenario(Scenario):
         call = {"data": json.dumps(dict(data)), "backend": ""} if data else {}
         return PendingEvent(ENV, tuple(self.participants), kind, text, call)
 
-    def _lot_row(self, lot: Lot) -> dict[str, Any]:
-        """Result of a closed lot with its benchmark (see ``auction_metrics``)."""
-        from scenarios.auction_metrics import lot_benchmark
-
-        snap = self._lot_open
-        winner = lot.leader if lot.sold else None
-        top_true = max(s["true"] for s in snap.values())
-        bench = lot_benchmark(self.format, snap, self.participants, lot.item.start_price)
-        return {
-            "lot": lot.index, "item_id": lot.item.id, "item_name": lot.item.name,
-            "format": self.format, "n_bidders": len(self.participants),
-            "market_value": lot.item.value, "start_price": lot.item.start_price,
-            "increment": lot.increment, "sold": lot.sold, "closed": lot.closed,
-            "rounds": lot.rounds, "winner": winner,
-            "winner_type": self.by_key[winner].state["type"] if winner else None,
-            "price": lot.high_bid if winner else None,
-            "revenue": lot.high_bid if winner else 0,
-            "winner_true_value": snap[winner]["true"] if winner else None,
-            "winner_estimate": snap[winner]["estimate"] if winner else None,
-            "max_true_value": top_true,
-            "efficient": bool(winner) and snap[winner]["true"] == top_true,
-            "welfare": snap[winner]["true"] if winner else 0,
-            **bench,
-        }
-
     # ----------------------------------------------------------- termination
     def check_termination(self) -> str | None:
         return "auction_complete" if self.lot is None else None
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         return {"items": list(self.lot_rows), "bids": list(self.bid_rows),
-                "bidders": self._bidder_rows()}
-
-    def _bidder_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for key in self.participants:
-            a = self.by_key[key]
-            won = [r for r in self.lot_rows if r["winner"] == key]
-            mine = [r for r in self.bid_rows if r["bidder"] == key]
-            final_bids = [r for r in mine if r["final"] and r["valid"] and r["action"] == BID]
-            rows.append({
-                "agent_id": key, "name": a.name, "persona_id": a.persona.id,
-                "bidder_type": a.state["type"], "budget": a.state["budget"],
-                "spent": a.state["spent"], "n_won": len(won),
-                "items_won": [r["item_id"] for r in won],
-                "profit": sum(r["winner_true_value"] - r["price"] for r in won),
-                "profit_estimate": sum(r["winner_estimate"] - r["price"] for r in won),
-                "bench_profit": sum(r["bench_profit"] for r in self.lot_rows
-                                    if r["bench_winner"] == key),
-                "n_attempts": len(mine), "n_invalid": sum(not r["valid"] for r in mine),
-                "n_bids": len(final_bids),
-                "n_over_value": sum(r["over_value"] for r in final_bids),
-                "n_over_budget": sum(r["over_budget"] for r in mine),
-            })
-        return rows
+                "bidders": bidder_rows(self.by_key, self.participants, self.lot_rows,
+                                       self.bid_rows)}
 
     def outcome(self) -> dict[str, Any]:
-        from scenarios.auction_metrics import episode_outcome
-
         return {
             "format": self.format,
             "n_items": len(self.items),
@@ -528,21 +417,7 @@ class AuctionScenario(Scenario):
 
     @classmethod
     def summarize(cls, run: RunTables) -> dict[str, pl.DataFrame]:
-        from scenarios.auction_metrics import summarize
-
         return summarize(run)
-
-
-_FORMAT_NAMES = {
-    "english": "English ascending auction",
-    "first_price": "sealed-bid first-price auction",
-    "second_price": "sealed-bid second-price auction",
-}
-
-
-def _describe(action: Action) -> str:
-    """The readable form of an action, as recorded and as the bidder sees its own."""
-    return f"I bid ${action.amount:,}." if action.kind == BID else "I'm out."
 
 
 def _raw_action(response: ChatResponse | None) -> Action | None:

@@ -80,6 +80,54 @@ def lot_benchmark(fmt: str, snap: Mapping[str, Mapping[str, int]], seats: Sequen
             "bench_revenue": price, "bench_profit": snap[winner]["true"] - price}
 
 
+def lot_row(lot: Any, fmt: str, snap: Mapping[str, Mapping[str, int]], seats: Sequence[str],
+            types: Mapping[str, str]) -> dict[str, Any]:
+    """The ``items`` row of a closed lot (``auction_rules.Lot``) with its benchmark."""
+    winner = lot.leader if lot.sold else None
+    top_true = max(s["true"] for s in snap.values())
+    return {
+        "lot": lot.index, "item_id": lot.item.id, "item_name": lot.item.name,
+        "format": fmt, "n_bidders": len(seats), "market_value": lot.item.value,
+        "start_price": lot.item.start_price, "increment": lot.increment, "sold": lot.sold,
+        "closed": lot.closed, "rounds": lot.rounds, "winner": winner,
+        "winner_type": types[winner] if winner else None,
+        "price": lot.high_bid if winner else None,
+        "revenue": lot.high_bid if winner else 0,
+        "winner_true_value": snap[winner]["true"] if winner else None,
+        "winner_estimate": snap[winner]["estimate"] if winner else None,
+        "max_true_value": top_true,
+        "efficient": bool(winner) and snap[winner]["true"] == top_true,
+        "welfare": snap[winner]["true"] if winner else 0,
+        **lot_benchmark(fmt, snap, seats, lot.item.start_price),
+    }
+
+
+def bidder_rows(agents: Mapping[str, Any], seats: Sequence[str],
+                lots: Sequence[Mapping[str, Any]], bids: Sequence[Mapping[str, Any]]
+                ) -> list[dict[str, Any]]:
+    """The ``bidders`` rows: what each bidder won, paid, gained and got wrong."""
+    rows = []
+    for key in seats:
+        a = agents[key]
+        won = [r for r in lots if r["winner"] == key]
+        mine = [r for r in bids if r["bidder"] == key]
+        accepted = [r for r in mine if r["final"] and r["valid"] and r["action"] == "bid"]
+        rows.append({
+            "agent_id": key, "name": a.name, "persona_id": a.persona.id,
+            "bidder_type": a.state["type"], "budget": a.state["budget"],
+            "spent": a.state["spent"], "n_won": len(won),
+            "items_won": [r["item_id"] for r in won],
+            "profit": sum(r["winner_true_value"] - r["price"] for r in won),
+            "profit_estimate": sum(r["winner_estimate"] - r["price"] for r in won),
+            "bench_profit": sum(r["bench_profit"] for r in lots if r["bench_winner"] == key),
+            "n_attempts": len(mine), "n_invalid": sum(not r["valid"] for r in mine),
+            "n_bids": len(accepted),
+            "n_over_value": sum(r["over_value"] for r in accepted),
+            "n_over_budget": sum(r["over_budget"] for r in mine),
+        })
+    return rows
+
+
 def _mean(values: Iterable[float]) -> float | None:
     vals = [float(v) for v in values]
     return sum(vals) / len(vals) if vals else None
