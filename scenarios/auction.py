@@ -179,7 +179,7 @@ class AuctionScenario(Scenario):
             kind = self.rule_types[seat] if seat < len(self.rule_types) else "llm"
             agent = self.add_agent(persona, f"{kind}_bidder")
             agent.state.update(
-                type=kind, budget=budget, remaining=budget, spent=0, won=[], plan="",
+                type=kind, budget=budget, remaining=budget, spent=0, won=[], plan="", rivals="",
                 true={it.id: int(true[seat, h]) for h, it in enumerate(self.items)},
                 estimate={it.id: int(est[seat, h]) for h, it in enumerate(self.items)},
             )
@@ -359,7 +359,8 @@ class AuctionScenario(Scenario):
         if action.plan and action.plan != agent.state["plan"]:
             agent.state["plan"] = action.plan
             out.append(PendingEvent(agent.key, (), NOTE, f"My plan: {action.plan}"))
-        if action.rivals:
+        if action.rivals and action.rivals != agent.state["rivals"]:
+            agent.state["rivals"] = action.rivals
             out.append(PendingEvent(agent.key, (), NOTE, f"My read on my rivals: "
                                                          f"{action.rivals}"))
         return out

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simlab.personas.model import Persona
 
@@ -47,12 +47,6 @@ class Item(BaseModel):
     sqft: int | None = Field(default=None, gt=0)
     neighborhood: str | None = None
     year_built: int | None = None
-
-    @model_validator(mode="after")
-    def _start_below_value(self) -> Item:
-        if self.start_price > self.value * 2:
-            raise ValueError(f"start_price {self.start_price} is over twice the value {self.value}")
-        return self
 
     def blurb(self) -> str:
         """The public description read out by the auctioneer."""

@@ -266,6 +266,16 @@ def test_ladder_schema_offers_legal_amounts_only():
     assert schema["properties"]["amount"]["enum"] == [50_000 + 10_000 * k for k in range(6)]
     sc.by_key["b"].state["remaining"] = 40_000
     assert sc.action_schema(sc.by_key["b"])["properties"]["action"]["enum"] == ["out"]
+    # a house may set its own increment; the open schema takes any whole amount
+    own = [{**HOUSES[0], "increment": 5_000}]
+    sc = _auction("english", rules=(), people=PEOPLE[:2], n_items=1, items=own,
+                  ladder_size=3)
+    assert sc.action_schema(sc.by_key["a"])["properties"]["amount"]["enum"] == [
+        50_000, 55_000, 60_000]
+    sc = _auction("english", rules=(), people=PEOPLE[:2], n_items=1, bid_schema="open")
+    schema = sc.action_schema(sc.by_key["a"])
+    assert schema["properties"]["amount"] == {"type": "integer", "minimum": 0}
+    assert schema["required"] == ["action"]
 
 
 # --------------------------------------------------------- setup and errors
