@@ -49,10 +49,19 @@ def authorship(c: Corpus, n_distractors: int = 5, seed: int = 0) -> tuple[pl.Dat
     E, L = prof[0::2], prof[1::2]
     same = np.round(rowwise_cos(E, L), DECIMALS)
 
-    a_idx, b_idx = _comparisons(agents["episode_id"].to_numpy(), n_distractors, seed)
-    if len(a_idx) == 0:
+    a_parts, d_parts = [], []
+    for b in _comparison_rounds(agents["episode_id"].to_numpy(), n_distractors, seed):
+        valid = b >= 0
+        if not valid.any():
+            continue
+        # all rows at once (E is never gathered), the rounds' gaps masked afterwards
+        d = rowwise_cos(E, L[np.where(valid, b, 0)])
+        a_parts.append(np.flatnonzero(valid))
+        d_parts.append(d[valid])
+    if not a_parts:
         return empty_agents, empty_pairs
-    diff = np.round(rowwise_cos(E[a_idx], L[b_idx]), DECIMALS)
+    a_idx = np.concatenate(a_parts)
+    diff = np.round(np.concatenate(d_parts), DECIMALS)
     s = same[a_idx]
     win = (s > diff) + 0.5 * (s == diff)
     pairs = pl.DataFrame({"a": a_idx.astype(np.uint32), "same": s.astype(np.float64),
@@ -67,32 +76,29 @@ def authorship(c: Corpus, n_distractors: int = 5, seed: int = 0) -> tuple[pl.Dat
                        "consistency_margin"), pairs)
 
 
-def _comparisons(episodes: np.ndarray, n_distractors: int,
-                 seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) index pairs: every other agent of a's episode, plus random outsiders."""
+def _comparison_rounds(episodes: np.ndarray, n_distractors: int,
+                       seed: int) -> list[np.ndarray]:
+    """Whom each agent is compared with, one array per round (``-1``: nobody): every
+    other agent of its episode, then ``n_distractors`` random agents of other episodes.
+
+    Rounds keep every agent on its own row, so the profile matrices are compared row by
+    row without gathering ``E`` (the costly part at 90k agents).
+    """
     n = len(episodes)
     order = np.arange(n)
-    _, start, counts = np.unique(episodes, return_index=True, return_counts=True)
-    # agents are grouped by episode (built in episode order), so each is a contiguous block
-    a_list, b_list = [], []
-    for s, k in zip(start, counts, strict=True):
-        if k < 2:
-            continue
-        block = order[s:s + k]
-        aa, bb = np.meshgrid(block, block, indexing="ij")
-        keep = aa != bb
-        a_list.append(aa[keep])
-        b_list.append(bb[keep])
+    # agents come grouped by episode (built in episode order): contiguous blocks
+    _, inverse, counts = np.unique(episodes, return_inverse=True, return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    start, k = starts[inverse], counts[inverse]
+    pos = order - start
+    rounds = [np.where(j < k, start + (pos + j) % np.maximum(k, 1), -1)
+              for j in range(1, int(counts.max()) if n else 1)]
     if n_distractors > 0 and n > 1:
         rng = np.random.default_rng(seed)
-        aa = np.repeat(order, n_distractors)
-        bb = rng.integers(0, n, size=len(aa))
-        keep = episodes[aa] != episodes[bb]
-        a_list.append(aa[keep])
-        b_list.append(bb[keep])
-    if not a_list:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(a_list), np.concatenate(b_list)
+        for _ in range(n_distractors):
+            b = rng.integers(0, n, size=n)
+            rounds.append(np.where(episodes[b] != episodes, b, -1))
+    return rounds
 
 
 def pooled_auc(same: np.ndarray, diff: np.ndarray) -> float | None:

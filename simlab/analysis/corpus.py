@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from simlab.analysis.text import TfidfSpace, agent_table, turn_table
+from simlab.analysis.text import TfidfSpace, agent_table, rowwise_cos, turn_table
 from simlab.store import RunTables
 
 
@@ -31,6 +31,8 @@ class Corpus:
     prev_persona: np.ndarray  # per utterance: row of P of the previous speaker, -1 if none
     #: P plus extra distractor personas (never anyone's own), for retrieval pools
     P_pool: sp.csr_matrix
+    #: per utterance: cos(utterance, own persona), NaN if the speaker is unknown
+    own_sim: np.ndarray
 
     @property
     def n_personas(self) -> int:
@@ -68,7 +70,21 @@ class Corpus:
             key, on=["episode_id", "speaker"], how="left", maintain_order="left")
         prev = turns.select("episode_id", pl.col("prev_speaker").alias("speaker")).join(
             key, on=["episode_id", "speaker"], how="left", maintain_order="left")
-        return cls(run, turns, agents, persona_ids, space, U.tocsr(), P.tocsr(),
-                   own["persona_idx"].fill_null(-1).to_numpy().astype(np.int64),
+        U, P = U.tocsr(), P.tocsr()
+        own_idx = own["persona_idx"].fill_null(-1).to_numpy().astype(np.int64)
+        return cls(run, turns, agents, persona_ids, space, U, P, own_idx,
                    prev["persona_idx"].fill_null(-1).to_numpy().astype(np.int64),
-                   pool.tocsr())
+                   pool.tocsr(), gathered_cos(U, P, own_idx))
+
+
+def gathered_cos(A: sp.csr_matrix, B: sp.csr_matrix, idx: np.ndarray) -> np.ndarray:
+    """``cos(A[i], B[idx[i]])`` per row, NaN where ``idx[i] < 0``; gathers only B's rows
+    (and A's only when some are missing), which is what costs time at 450k rows."""
+    out = np.full(A.shape[0], np.nan)
+    ok = idx >= 0
+    if ok.all():
+        out[:] = rowwise_cos(A, B[idx])
+    elif ok.any():
+        rows = np.flatnonzero(ok)
+        out[rows] = rowwise_cos(A[rows], B[idx[rows]])
+    return out

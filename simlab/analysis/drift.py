@@ -21,21 +21,16 @@ import numpy as np
 import polars as pl
 
 from simlab.analysis.corpus import Corpus
-from simlab.analysis.text import rowwise_cos, slope
+from simlab.analysis.text import slope
 
 
 def turn_drift(c: Corpus) -> pl.DataFrame:
     """Per utterance: ``persona_sim``, ``persona_sim_others`` and ``drift_rel``."""
-    n = c.turns.height
-    own = np.full(n, np.nan)
-    others = np.full(n, np.nan)
-    known = c.own_persona >= 0
-    if known.any():
-        idx = np.flatnonzero(known)
-        own[idx] = rowwise_cos(c.U[idx], c.P[c.own_persona[idx]])
-        if c.n_personas >= 2:
-            total = np.asarray(c.U[idx] @ np.asarray(c.P.sum(axis=0)).ravel()).ravel()
-            others[idx] = (total - own[idx]) / (c.n_personas - 1)
+    own = c.own_sim
+    others = np.full(c.turns.height, np.nan)
+    if c.n_personas >= 2:
+        total = np.asarray(c.U @ np.asarray(c.P.sum(axis=0)).ravel()).ravel()
+        others = (total - own) / (c.n_personas - 1)  # NaN stays NaN for unknown speakers
     return pl.DataFrame({
         "row": c.turns["row"],
         "persona_sim": own,

@@ -18,25 +18,21 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from simlab.analysis.corpus import Corpus
-from simlab.analysis.text import rowwise_cos, slope
+from simlab.analysis.corpus import Corpus, gathered_cos
+from simlab.analysis.text import slope
 
 DECIMALS = 6
 
 
 def turn_echo(c: Corpus) -> pl.DataFrame:
     t = c.turns
-    n = t.height
     prev = t["prev_row"].to_numpy()
     own = t["own_prev_row"].to_numpy()
     other = (t["prev_speaker"].is_not_null() & (t["prev_speaker"] != t["speaker"])) \
         .fill_null(False).to_numpy()
-    ok = np.flatnonzero(other & (prev >= 0) & (own >= 0))
-    partner = np.full(n, np.nan)
-    selfsim = np.full(n, np.nan)
-    if len(ok):
-        partner[ok] = np.round(rowwise_cos(c.U[ok], c.U[prev[ok]]), DECIMALS)
-        selfsim[ok] = np.round(rowwise_cos(c.U[ok], c.U[own[ok]]), DECIMALS)
+    ok = other & (prev >= 0) & (own >= 0)
+    partner = np.round(gathered_cos(c.U, c.U, np.where(ok, prev, -1)), DECIMALS)
+    selfsim = np.round(gathered_cos(c.U, c.U, np.where(ok, own, -1)), DECIMALS)
     margin = partner - selfsim
     echoed = np.where(np.isnan(margin), np.nan, (margin > 0).astype(float))
     return pl.DataFrame({"row": t["row"], "echo_partner_sim": partner, "echo_self_sim": selfsim,

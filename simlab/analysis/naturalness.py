@@ -31,9 +31,15 @@ FEATURES = ("distinct_1", "distinct_2", "repetition", "question_rate", "turn_bal
 
 
 def _ngrams(tokens: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Word n-grams within each utterance: rows (row, episode_id, turn, gram)."""
-    cols = [pl.col("tok")] + [pl.col("tok").shift(-i).over("row") for i in range(1, n)]
-    return (tokens.with_columns(gram=pl.concat_str(cols, separator=" "))
+    """Word n-grams within each utterance: rows (row, episode_id, turn, gram).
+
+    Tokens are exploded in order, so the next tokens are plain shifts; an n-gram is kept
+    only where the token n-1 ahead still belongs to the same utterance (no window
+    functions over 450k utterances).
+    """
+    cols = [pl.col("tok")] + [pl.col("tok").shift(-i) for i in range(1, n)]
+    same = pl.col("row").shift(-(n - 1)) == pl.col("row")
+    return (tokens.with_columns(gram=pl.when(same).then(pl.concat_str(cols, separator=" ")))
             .filter(pl.col("gram").is_not_null())
             .select("row", "episode_id", "turn", "gram"))
 

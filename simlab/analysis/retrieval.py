@@ -24,7 +24,6 @@ import numpy as np
 import polars as pl
 
 from simlab.analysis.corpus import Corpus
-from simlab.analysis.text import rowwise_cos
 
 POOL_SIZES = (2, 5, 10, 20, 50)
 DECIMALS = 6
@@ -50,7 +49,7 @@ def persona_retrieval(c: Corpus, sizes: tuple[int, ...] = POOL_SIZES, seed: int 
     pools = [rng.permutation(c.n_pool)[:m] for _ in range(n_pools)]
     pool_of = ep_codes[known] % n_pools
     own_idx = c.own_persona[known]
-    own_sim = np.round(rowwise_cos(c.U[known], c.P[own_idx]), DECIMALS)
+    own_sim = np.round(c.own_sim[known], DECIMALS)
     for g in range(n_pools):
         sel = np.flatnonzero(pool_of == g)
         if len(sel) == 0:

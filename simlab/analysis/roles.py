@@ -69,7 +69,7 @@ def turn_roles(c: Corpus, delta: float = 0.1) -> pl.DataFrame:
     ok = np.flatnonzero(prev_other & (c.own_persona >= 0) & (c.prev_persona >= 0)
                         & (c.own_persona != c.prev_persona))
     if len(ok):
-        own = rowwise_cos(c.U[ok], c.P[c.own_persona[ok]])
+        own = c.own_sim[ok]
         theirs = rowwise_cos(c.U[ok], c.P[c.prev_persona[ok]])
         adopt[ok] = (theirs - own) > delta
     flags = flags.with_columns(role_partner_persona=pl.Series(adopt))
