@@ -266,8 +266,8 @@ class EconomyScenario(Scenario):
                                         f"{new.describe()}.",
                                   {"reply": data, "rates": list(new.rates),
                                    "thresholds": list(new.thresholds)})
-        value = data.get(phase.kind if phase.kind == "vote" else "hours") \
-            if isinstance(data, dict) else None
+        field = "vote" if phase.kind == "vote" else "hours"
+        value = data.get(field) if isinstance(data, dict) else None
         if phase.kind == "vote":
             if value not in self._titles():
                 return Interpretation(False, error=f"vote must be one of {self._titles()}, "

@@ -304,3 +304,16 @@ def test_runs_store_tables_and_a_planner_sweep_compares(tmp_path):
     assert table["episodes"].to_list() == [4, 4]
     assert {"welfare_utilitarian_mean", "gini_posttax_mean", "revenue_mean"} <= set(
         table.columns)
+
+
+def test_workers_are_census_people_by_default(tmp_path):
+    cfg = compose("scenario=economy", "backend=mock", "scenario.worker_policy=rule",
+                  "episodes=1", "progress=false")
+    assert cfg.population.kind.value == "census"
+    assert compose("scenario=economy", "population=curated").population.kind.value == "curated"
+    run(cfg, tmp_path / "run")
+    tables = load_run(tmp_path / "run")
+    labour = tables.tables["labour"]
+    assert labour["skill_source"].is_in(["income/hours", "income/default", "min_skill"]).all()
+    workers = tables.agents.filter(tables.agents["role"] == "worker")
+    assert workers.height == 12 and all('"income_usd"' in a for a in workers["attributes_json"])
