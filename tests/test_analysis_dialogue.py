@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 from _analysis_runs import make_run
 
@@ -124,3 +125,10 @@ def test_integer_w1_equals_scipy_wasserstein():
     a, b = rng.integers(0, 30, size=17), rng.integers(2, 25, size=40).astype(float)
     ref = ReferenceStats("r", {}, b, 1)
     assert length_distance(a, ref) == pytest.approx(wasserstein_distance(a, b) / b.mean())
+
+
+def test_failure_rate_counts_failed_turns_among_attempted():
+    run = make_run([[("x", "aaaa"), ("y", "bbbb"), ("x", "aaaa")]], PERSONAS)
+    run = type(run)(run.run_dir, run.manifest, run.events, run.agents,
+                    run.episodes.with_columns(n_failures=pl.lit(1, dtype=pl.Int64)))
+    assert compute_metrics(run).episodes["failure_rate"][0] == pytest.approx(1 / 4)

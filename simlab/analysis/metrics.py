@@ -184,7 +184,14 @@ def _episodes(run: RunTables, turns: pl.DataFrame, agents: pl.DataFrame,
                    turns.group_by("episode_id").agg(mean_turn_words=pl.col("n_words").mean()),
                    on="episode_id", how="left")):
         per = per.join(df, on="episode_id", how="left", maintain_order="left")
-    ep = run.episodes.select("episode_id", *[c for c in ("scenario", "termination_reason")
+    ep = run.episodes.select("episode_id", *[c for c in ("scenario", "termination_reason",
+                                                         "n_failures")
                                              if c in run.episodes.columns])
     # every stored episode gets a row, even one with no utterances
-    return ep.join(per, on="episode_id", how="left", maintain_order="left")
+    out = ep.join(per, on="episode_id", how="left", maintain_order="left")
+    if "n_failures" in out.columns:
+        # failed turns (replies unusable after re-asks) among all attempted turns
+        said = pl.col("n_utterances").fill_null(0)
+        out = out.with_columns(failure_rate=pl.when(said + pl.col("n_failures") > 0).then(
+            pl.col("n_failures") / (said + pl.col("n_failures"))))
+    return out

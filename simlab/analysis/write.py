@@ -14,8 +14,8 @@ from simlab.analysis.report import Report, with_ci
 #: Episode-level metrics in the headline comparison, in reading order.
 HEADLINE = ("drift_level", "drift_slope", "consistency", "consistency_margin", "mrr_k2",
             "mrr_k5", "mrr_k10", "mrr_k20", "mrr_k50", "echo_rate", "echo_trend",
-            "role_confusion_rate", "naturalness_distance", "judge_contradiction_rate",
-            "judge_role_confusion_rate", "judge_naturalness")
+            "role_confusion_rate", "failure_rate", "naturalness_distance",
+            "judge_contradiction_rate", "judge_role_confusion_rate", "judge_naturalness")
 DESCRIPTIVE = ("mean_turn_words", "distinct_1", "distinct_2", "repetition", "question_rate",
                "turn_balance", "role_assistant_rate", "role_partner_label_rate",
                "role_self_answer_rate", "role_partner_name_rate", "role_partner_persona_rate",
