@@ -91,6 +91,8 @@ def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
     ax.plot(ks, [sum(1 / i for i in range(1, k + 1)) / k for k in ks], "k--", lw=0.8,
             label="chance")
     ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
     ax.set_xlabel("candidate pool size K")
     ax.set_ylabel("MRR@K")
     ax.set_title("Adherence: persona retrieval", fontsize=10)
