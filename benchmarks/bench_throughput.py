@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import latency_server
 from bench_dialogue import machine
+from latency_server import runqueue_wait_s
 from servers.fake_openai import serve, stats
 
 from simlab.agents import PersonaAgent
@@ -96,10 +97,15 @@ def episode(backend: TimedBackend, agents: int, ticks: int) -> tuple[float, Tick
 
 
 class Run:
-    """One timed episode: wall, time in generate, CPU of both processes, what was said."""
+    """One timed episode: wall, time in generate, CPU of both processes, what was said.
 
-    def __init__(self, wall: float, gen: float, cpu: float, st: dict, sc: TickScenario):
-        self.wall, self.gen, self.cpu, self.st = wall, gen, cpu, st
+    ``wait`` is how long simlab's threads were runnable but kept off a CPU by other
+    processes (run-queue wait; None where the kernel does not report it).
+    """
+
+    def __init__(self, wall: float, gen: float, cpu: float, wait: float | None, st: dict,
+                 sc: TickScenario):
+        self.wall, self.gen, self.cpu, self.wait, self.st = wall, gen, cpu, wait, st
         self.requests = st["requests"]
         self.said = sum(1 for e in sc.log if e.kind == "utterance")
         self.load = os.getloadavg()[0]
@@ -121,13 +127,14 @@ def measure(args: argparse.Namespace, latency: float) -> list[Run]:
                 profiler = cProfile.Profile() if args.profile and latency == 0 else None
                 if profiler:
                     profiler.enable()
-                cpu = time.process_time()
+                cpu, wait = time.process_time(), runqueue_wait_s()
                 wall, sc = episode(backend, args.agents, args.ticks)
-                cpu = time.process_time() - cpu
+                cpu, after = time.process_time() - cpu, runqueue_wait_s()
+                wait = after - wait if wait is not None and after is not None else None
                 if profiler:
                     profiler.disable()
                     pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-                runs.append(Run(wall, backend.in_generate, cpu, stats(url), sc))
+                runs.append(Run(wall, backend.in_generate, cpu, wait, stats(url), sc))
             return runs
         finally:
             backend.close()
@@ -135,6 +142,10 @@ def measure(args: argparse.Namespace, latency: float) -> list[Run]:
 
 def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+
+
+def _secs(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,6 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  server: {m.requests} requests, peak concurrency {m.st['peak_concurrency']}; "
           f"utterances {m.said}/{turns}; load average during runs "
           f"{', '.join(f'{r.load:.1f}' for r in runs)}")
+    server_wait = m.st.get("runq_wait_s")
+    print(f"  run-queue wait in the median run (runnable, kept off a CPU by other processes):"
+          f" simlab {_secs(m.wait)}, server {_secs(server_wait)}")
 
     runs0 = measure(args, 0.0)
     m0 = median_run(runs0)

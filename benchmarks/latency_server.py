@@ -13,7 +13,9 @@ What it does per request is what a provider front end does: parse the HTTP reque
 JSON body, wait ``latency`` (a timer, not a blocked worker, so concurrency is unlimited),
 build the completion, serialise it and write it back on the kept-alive connection.
 ``GET /stats`` and ``POST /stats/reset`` speak the test server's format (requests, peak
-concurrency, process CPU seconds), so :func:`servers.fake_openai.stats` reads both.
+concurrency, process CPU seconds), so :func:`servers.fake_openai.stats` reads both, plus
+``runq_wait_s``: how long the server was runnable but waiting for a CPU that other
+processes held (Linux schedstat), which tells contention apart from the server's own cost.
 
     python benchmarks/latency_server.py --latency 0.2   # prints the base URL, then serves
 """
@@ -39,6 +41,21 @@ _MAX_HEAD = 64 * 1024
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 411: "Length Required"}
 
 
+def runqueue_wait_s() -> float | None:
+    """Seconds this process's threads were runnable but not running (None off Linux).
+
+    The second field of ``/proc/<pid>/task/<tid>/schedstat``: time spent waiting on a run
+    queue while another process had the core, i.e. what other tenants cost a benchmark.
+    """
+    total = 0
+    try:
+        for task in Path("/proc/self/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
 class Counters:
     """Requests, in-flight now and at peak, and this process's CPU since the last reset."""
 
@@ -48,10 +65,14 @@ class Counters:
     def reset(self) -> None:
         self.requests = self.in_flight = self.peak = 0
         self.cpu0 = time.process_time()
+        self.wait0 = runqueue_wait_s()
 
     def snapshot(self) -> dict[str, object]:
+        wait = runqueue_wait_s()
         return {"requests": self.requests, "peak_concurrency": self.peak,
-                "in_flight": self.in_flight, "cpu_s": round(time.process_time() - self.cpu0, 4)}
+                "in_flight": self.in_flight, "cpu_s": round(time.process_time() - self.cpu0, 4),
+                "runq_wait_s": None if wait is None or self.wait0 is None
+                else round(wait - self.wait0, 4)}
 
 
 class ChatProtocol(asyncio.Protocol):
