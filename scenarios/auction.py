@@ -86,7 +86,7 @@ class AuctionScenario(Scenario):
         items_path: str | None = None,
         items: Sequence[Mapping[str, Any]] = (),
         n_items: int = 2,
-        n_bidders: int = 4,
+        n_bidders: int = 3,
         rule_bidders: Sequence[str] = (),
         shuffle: bool = True,
         min_increment: int = 10_000,

@@ -39,11 +39,10 @@ def system_prompt(persona: Persona, fmt: str, *, ladder: bool,
     fields = [f'"action": "bid" or "out", "amount": {amount}']
     fields += [f'"{key}": {meaning}' for flag, key, _, meaning in TEXT_FIELDS if flags[flag]]
     return (
-        f"You are bidding your own money at a house auction ({FORMAT_NAMES[fmt]}); houses "
-        "are sold one at a time. The auctioneer tells you privately what each house is worth "
-        "to you and your remaining budget; never bid more than that budget. Buying below your "
-        "value is a gain, paying more is a loss. Out means you leave the bidding for this "
-        "house for good.\n"
+        f"You bid your own money at a house auction ({FORMAT_NAMES[fmt]}), one house at a "
+        "time. The auctioneer tells you privately what each house is worth to you and your "
+        "remaining budget; never bid above that budget. Buying below your value is a gain, "
+        "above it a loss. Out means out of this house for good.\n"
         f"Reply with JSON only: {{{', '.join(fields)}}}.\n\n"
         f"{persona_card(persona)}"
     )

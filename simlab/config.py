@@ -149,7 +149,7 @@ class AuctionConfig(ScenarioConfig):
     items_path: str | None = None  # None: scenarios/data/houses.yaml
     items: list[Any] = field(default_factory=list)  # inline items instead of a file
     n_items: int = 2
-    n_bidders: int = 4
+    n_bidders: int = 3
     rule_bidders: list[RuleBidder] = field(default_factory=list)
     shuffle: bool = True
     min_increment: int = 10_000

@@ -315,7 +315,7 @@ def test_constructor_errors_name_the_key():
 def test_same_seed_same_auction_with_random_bidders():
     def run(seed):
         sc = AuctionScenario(population=load_personas("personas/bidders.yaml"),
-                             episode_id="e", seed=seed, rule_bidders=["random"] * 4,
+                             episode_id="e", seed=seed, rule_bidders=["random"] * 3,
                              format="english")
         return [(e.speaker, e.kind, e.content) for e in _play(sc).log]
 

@@ -28,7 +28,7 @@ def _run(tmp_path: Path, name: str, *overrides: str):
 def test_auction_config_defaults_to_the_bidder_personas():
     cfg = compose("scenario=auction")
     assert cfg.population.kind.value == "file" and cfg.population.path == "personas/bidders.yaml"
-    assert cfg.scenario.format.value == "english" and cfg.scenario.n_bidders == 4
+    assert cfg.scenario.format.value == "english" and cfg.scenario.n_bidders == 3
     assert cfg.backend.name == "llamacpp"
     assert compose("scenario=auction", "population=curated").population.kind.value == "curated"
     assert compose().population.kind.value == "curated"  # dialogue keeps its default
@@ -55,6 +55,7 @@ def test_mock_run_writes_every_bid_dropout_and_sale(tmp_path):
 
 def test_mixed_llm_and_rule_bidders(tmp_path):
     t = _run(tmp_path, "m", "episodes=1", "scenario.rule_bidders=[truthful,shading]",
+             "scenario.n_bidders=4",
              "scenario.format=second_price")
     roles = dict(zip(t.agents["agent_id"], t.agents["role"], strict=True))
     assert sorted(roles.values()) == ["llm_bidder", "llm_bidder", "shading_bidder",
@@ -98,7 +99,7 @@ def test_sweep_over_formats_and_seeds_gives_one_metrics_table(tmp_path):
     assert headline.filter(metric="welfare_share")["benchmark"].to_list() == [1.0] * 3
     traits = by_trait(tables["auction_bidders"], "risk")
     assert set(traits["risk"]) <= {"cautious", "balanced", "bold"}
-    assert traits["bidders"].sum() == 6 * 4
+    assert traits["bidders"].sum() == 6 * 3
     with pytest.raises(ValueError, match="by_trait: no column 'nope'"):
         by_trait(tables["auction_bidders"], "nope")
 
