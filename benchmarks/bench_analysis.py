@@ -144,10 +144,16 @@ def main() -> None:
     t, c = time.perf_counter(), time.process_time()
     m = compute_metrics(run, reference=ref, n_jobs=args.jobs)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
+    # the vectorising workers' CPU: counted once they are shut down and reaped
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = workers.ru_utime + workers.ru_stime
     stages = ", ".join(f"{k} {v:.1f}/{m.timings[k + '_cpu']:.1f}" for k, v in m.timings.items()
                        if not k.endswith("_cpu"))
     print(f"compute_metrics (all non-judge metrics, jobs={args.jobs}): {wall:.1f} s wall, "
-          f"{cpu:.1f} s CPU in this process (+ vectorising workers)")
+          f"{cpu:.1f} s CPU in this process + {worker_cpu:.1f} s in vectorising workers")
     print(f"  stages (wall/CPU s): {stages}")
     print(f"  rows: turns {m.turns.height}, agents {m.agents.height}, "
           f"episodes {m.episodes.height}; pooled consistency AUC "

@@ -111,7 +111,8 @@ def turn_table(run: RunTables) -> pl.DataFrame:
     t = (ev.filter(pl.col("kind") == UTTERANCE)
          .select("episode_id", "seq", "step", "speaker", "content", "model")
          .with_columns(pl.col("content").fill_null(""))
-         .sort("episode_id", "seq"))
+         .sort("episode_id", "seq")
+         .rechunk())  # a loaded store is one chunk per episode: 45k chunks slow every op
     if t.is_empty():
         return _empty_turns()
     t = t.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64))
@@ -142,6 +143,7 @@ def agent_table(run: RunTables) -> pl.DataFrame:
         return pl.DataFrame(schema={"episode_id": pl.String, "agent_id": pl.String,
                                     "name": pl.String, "role": pl.String,
                                     "persona_id": pl.String, "persona_text": pl.String})
+    a = a.rechunk()
     texts = [persona_text(r) for r in a.iter_rows(named=True)]
     cols = [c for c in ("episode_id", "agent_id", "name", "role", "persona_id") if c in a.columns]
     return a.select(cols).with_columns(persona_text=pl.Series(texts, dtype=pl.String))
