@@ -67,7 +67,9 @@ class SummaryScenario(Scenario):
 
     @classmethod
     def summarize(cls, run):
-        return {"turn_counts": run.episodes.select("episode_id", "n_turns")}
+        # a scenario table may have a column named like an analysis tag (opinion: group)
+        return {"turn_counts": run.episodes.select("episode_id", "n_turns",
+                                                   group=pl.lit("18-34"))}
 
 
 class BrokenScenario(SummaryScenario):
@@ -88,6 +90,8 @@ def test_scenario_summaries_are_written_and_reported(tmp_path):
     table = pl.read_parquet(tmp_path / "out" / "scenario" / "turn_counts.parquet")
     assert table.height == 2 and table["n_turns"].to_list() == [2, 2]
     assert set(table["run"]) == {"r0", "r1"}
+    assert set(table["group"]) == {"18-34"}  # the table's own column is kept
+    assert set(table["analysis_group"]) == {f"scenario._target_={target}"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "### turn_counts" in report
     assert "BrokenScenario.summarize failed: KeyError" in report

@@ -39,6 +39,13 @@ def test_groups_are_the_differing_keys_with_seeds_as_replicates():
     assert group_labels([_cfg("egocentric", 0), _cfg("egocentric", 1)])[0] == ["all", "all"]
 
 
+def test_a_differing_group_choice_stands_for_all_its_keys():
+    econ = {"seed": 0, "scenario": {"_target_": "e.Economy", "name": "economy", "tax": 1}}
+    opin = {"seed": 0, "scenario": {"_target_": "o.Opinion", "name": "opinion", "graph": "sbm"}}
+    assert group_labels([econ, opin]) == (["scenario=economy", "scenario=opinion"],
+                                          ["scenario.name"])
+
+
 def test_find_runs_walks_sweep_dirs_and_names_bad_paths(tmp_path):
     for name in ("0_projection=egocentric", "1_projection=concat"):
         write_run(tmp_path / "sweep" / name, [[("a", "hi"), ("b", "yo")]], {"a": "x", "b": "y"})

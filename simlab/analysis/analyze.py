@@ -191,9 +191,13 @@ def analyze(
 
 
 def _tag(df: pl.DataFrame, r: RunResult) -> pl.DataFrame:
-    return df.with_columns(run=pl.lit(r.label), group=pl.lit(r.group), model=pl.lit(r.model),
-                           scenario_name=pl.lit(r.scenario)).select(
-        "run", "group", "model", "scenario_name", *df.columns)
+    """Prefix the run's label, group, model and scenario; a scenario table that has a
+    column of the same name (an opinion table's ``group``) keeps it, and the tag
+    becomes ``analysis_<name>``."""
+    tags = {"run": r.label, "group": r.group, "model": r.model, "scenario_name": r.scenario}
+    named = {(k if k not in df.columns else f"analysis_{k}"): v for k, v in tags.items()}
+    return df.with_columns(pl.lit(v).alias(k) for k, v in named.items()).select(
+        *named, *df.columns)
 
 
 def _assemble(out: Path, results: list[RunResult], keys: list[str],

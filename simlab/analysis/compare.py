@@ -69,12 +69,22 @@ def _hashable(v: Any) -> Any:
 
 
 def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Config keys whose values differ between runs (seeds and paths excepted). Where a
+    config group's choice differs (``scenario.name``, ``backend._target_`` …), that one
+    key stands for the whole group: an economy run and an opinion run differ in dozens
+    of scenario keys, and ``scenario=economy`` says it all."""
     flat = [flatten(c) for c in configs]
     keys = sorted({k for f in flat for k in f})
     ignored = tuple(IGNORED_KEYS)
-    return [k for k in keys
-            if not any(k == i or k.startswith(f"{i}.") for i in ignored)
-            and len({repr(f.get(k)) for f in flat}) > 1]
+    differ = [k for k in keys
+              if not any(k == i or k.startswith(f"{i}.") for i in ignored)
+              and len({repr(f.get(k)) for f in flat}) > 1]
+    out: list[str] = []
+    for group in dict.fromkeys(k.split(".")[0] for k in differ):
+        inner = [k for k in differ if k.split(".")[0] == group]
+        choice = next((c for c in (f"{group}.name", f"{group}._target_") if c in inner), None)
+        out += [choice] if choice else inner
+    return out
 
 
 def short_key(key: str) -> str:
