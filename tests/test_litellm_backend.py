@@ -168,6 +168,16 @@ def test_key_is_sent_but_never_described(fake, monkeypatch, transport):
     assert "sk-test-secret-4242" in stats(fake)["keys"]
 
 
+def test_key_with_a_line_break_is_an_error_not_a_header(fake, monkeypatch):
+    monkeypatch.setenv("SIMLAB_TEST_KEY", "sk-a\r\nX-Injected: 1")
+    with LiteLLMBackend("openai/fake", api_base=fake, api_key_env="SIMLAB_TEST_KEY") as backend:
+        before = stats(fake)["requests"]
+        out = backend.generate([ask("hi"), ask("ho")])
+    assert [r.error for r in out] == [
+        "backend.api_key_env: the value of SIMLAB_TEST_KEY has a line break"] * 2
+    assert not any(r.transient for r in out) and stats(fake)["requests"] == before
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_cost_from_litellm_price_table(fake, transport):
     import litellm

@@ -163,7 +163,6 @@ class LiteLLMBackend(Backend):
             self._pool = HTTP1Pool(str(api_base)) if self.transport == "direct" else None
         except ValueError as exc:
             raise BackendError(f"backend.{exc}") from None
-        self._head: tuple[str | None, bytes] | None = None  # (key, request head) for direct
         self._priced = True  # False once litellm says it has no price for this model
         entry = self._lt.model_cost.get(model) or self._lt.model_cost.get(self._bare_model) or {}
         cin, cout = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
@@ -200,15 +199,20 @@ class LiteLLMBackend(Backend):
         return asyncio.run_coroutine_threadsafe(batch, self._loop).result()
 
     async def _batch(self, requests: list[ChatRequest], key: str | None) -> list[ChatResponse]:
-        if self._pool is not None and (self._head is None or self._head[0] != key):
+        head = None  # direct: the request head, built per batch so the key is never kept
+        if self._pool is not None:
             auth = {"Authorization": f"Bearer {key}"} if key and key != _NO_KEY else {}
-            self._head = (key, self._pool.request_head("/chat/completions", auth))
+            try:
+                head = self._pool.request_head("/chat/completions", auth)
+            except ValueError:  # a line break in the key: it would split the header
+                error = f"backend.api_key_env: the value of {self.api_key_env} has a line break"
+                return [ChatResponse(text="", error=error, model=self.model) for _ in requests]
         out: list[Any] = [None] * len(requests)
         todo = iter(range(len(requests)))
 
         async def worker() -> None:  # at most max_in_flight tasks, not one per request
             for i in todo:
-                out[i] = await self._one(requests[i], key)
+                out[i] = await self._one(requests[i], key, head)
 
         await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(requests)))))
         if self.transport == "litellm":
@@ -220,15 +224,18 @@ class LiteLLMBackend(Backend):
                 await GLOBAL_LOGGING_WORKER.flush()
         return out
 
-    async def _one(self, request: ChatRequest, key: str | None) -> ChatResponse:
-        estimate = estimate_tokens(request) if self._limiter.active else 0
+    async def _one(self, request: ChatRequest, key: str | None, head: bytes | None
+                   ) -> ChatResponse:
+        limited = self._limiter.active
+        estimate = estimate_tokens(request) if limited else 0
         async with self._sem:
-            if estimate:
+            if limited:
                 await self._limiter.acquire(estimate)
             start = time.perf_counter()
             try:
-                call = self._direct if self.transport == "direct" else self._via_litellm
-                text, prompt_tokens, completion_tokens, finish, cost = await call(request, key)
+                reply = await (self._via_litellm(request, key) if head is None
+                               else self._direct(request, head))
+                text, prompt_tokens, completion_tokens, finish, cost = reply
             except Exception as exc:  # never raise out of generate()
                 status = getattr(exc, "status_code", None)
                 where = f" (HTTP {status})" if isinstance(status, int) else ""
@@ -239,7 +246,7 @@ class LiteLLMBackend(Backend):
                 return ChatResponse(text="", error=message, transient=is_transient(exc),
                                     latency_s=time.perf_counter() - start, model=self.model)
             latency = time.perf_counter() - start
-        if estimate:
+        if limited:
             self._limiter.settle(estimate, prompt_tokens + completion_tokens)
         parsed, error = None, ""
         if request.json_schema is not None:
@@ -284,10 +291,10 @@ class LiteLLMBackend(Backend):
             self._priced = False
             return 0.0
 
-    async def _direct(self, request: ChatRequest, key: str | None) -> _Reply:
+    async def _direct(self, request: ChatRequest, head: bytes) -> _Reply:
         body = {**self.extra, **self._params(request), "model": self._bare_model}
-        assert self._pool is not None and self._head is not None
-        status, raw = await self._pool.post(self._head[1], _dumps(body), self.timeout_s)
+        assert self._pool is not None
+        status, raw = await self._pool.post(head, _dumps(body), self.timeout_s)
         if status >= 400:
             raise ReplyError(_error_message(raw), status)
         try:
