@@ -69,8 +69,9 @@ class TfidfSpace:
 
     def vectors(self, counts: sp.spmatrix | None = None) -> sp.csr_matrix:
         """TF-IDF rows (of ``counts``, default: the corpus), each of unit length."""
-        c = self.counts if counts is None else counts
-        return normalize(sp.csr_matrix(c).multiply(self.idf).tocsr(), norm="l2", copy=False)
+        c = sp.csr_matrix(self.counts if counts is None else counts, copy=True)
+        c.data *= self.idf[c.indices]  # column scaling on the stored values: no broadcast
+        return normalize(c, norm="l2", copy=False)
 
     def profiles(self, groups: np.ndarray, n_groups: int, rows: np.ndarray) -> sp.csr_matrix:
         """TF-IDF of each group's concatenated docs: ``rows[i]`` belongs to ``groups[i]``."""
