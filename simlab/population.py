@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simlab.personas.loader import PERSONA_DATA_DIR
 from simlab.personas.model import Persona
 
 if TYPE_CHECKING:
@@ -14,6 +16,16 @@ if TYPE_CHECKING:
 
 def _value(x: Any) -> Any:
     return getattr(x, "value", x)
+
+
+def _resolve(path: str) -> Path:
+    """A relative persona path is looked up from the working directory first, then from
+    the project root, so bundled sets (``personas/bidders.yaml``) work from anywhere."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    bundled = PERSONA_DATA_DIR.parent / p
+    return bundled if bundled.exists() else p
 
 
 def build_population(cfg: Any, rng: np.random.Generator,
@@ -32,7 +44,7 @@ def build_population(cfg: Any, rng: np.random.Generator,
     if kind == "file":
         if not cfg.path:
             raise ValueError("population.path: population=file needs a persona file path")
-        return load_personas(cfg.path)
+        return load_personas(_resolve(cfg.path))
     if kind == "sampled":
         if cfg.n < 1:
             raise ValueError(f"population.n: need at least 1 persona, got {cfg.n}")
