@@ -271,7 +271,8 @@ class OpinionScenario(Scenario):
         return events
 
     def _record_tick(self, tick: int, reported: set[str]) -> None:
-        row, groups = tick_metrics(tick, self.stance, self.groups, self.graph, self.scale)
+        row, groups = tick_metrics(tick, self.stance, self.groups, self.graph, self.scale,
+                                   len(reported))
         self.rows["ticks"].append(row)
         self.rows["groups"] += groups
         self.rows["stances"] += [

@@ -129,6 +129,17 @@ def test_stance_assortativity_by_hand():
     assert np.isnan(stance_assortativity(nx.empty_graph(["a", "b"]), {"a": 1, "b": 7}))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_assortativity_equals_networkx(seed):
+    rng = np.random.default_rng(seed)
+    g = nx.gnm_random_graph(40, 90, seed=seed)
+    stance = {n: int(rng.integers(1, 8)) for n in g.nodes if n != 3}  # node 3: no stance
+    h = g.subgraph(stance).copy()
+    nx.set_node_attributes(h, stance, "stance")
+    assert stance_assortativity(g, stance) == pytest.approx(
+        nx.numeric_assortativity_coefficient(h, "stance"), abs=1e-12)
+
+
 def test_group_means_and_extremes():
     g = nx.path_graph(["a", "b", "c", "d"])
     row, groups = tick_metrics(2, {"a": 1, "b": 7, "c": 4}, {"a": "x", "b": "x", "c": "y",
@@ -183,6 +194,7 @@ def test_bad_stances_are_reasked_then_recorded_as_failures():
     [failure] = [e for e in sc.log if e.kind == FAILURE]
     assert failure.speaker == "a0"
     assert sc.rows["ticks"][0]["n_reported"] == 1
+    assert sc.rows["ticks"][0]["n_with_stance"] == 1
     assert sc.rows["stances"][0]["stance"] is None and sc.rows["stances"][1]["stance"] == 3
 
 
