@@ -30,22 +30,24 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from scenarios import auction_prompts as prompts
-from scenarios.auction_bidders import RULE_TYPES, rule_action
+from scenarios.auction_bidders import rule_action
 from scenarios.auction_items import Item, budget_of, draw_values, load_items, parse_items
 from scenarios.auction_metrics import bidder_rows, episode_outcome, lot_row, summarize
 from scenarios.auction_rules import (
     BID,
     ENGLISH,
-    FORMATS,
     OUT,
     SEALED,
     Action,
+    AuctionSchedule,
     Lot,
     bid_levels,
     check_bid,
+    check_settings,
     clear_sealed,
     english_round,
     parse_action,
+    raw_action,
 )
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.agents import PersonaAgent
@@ -53,7 +55,7 @@ from simlab.backends.base import ChatRequest, ChatResponse, Message
 from simlab.events import ENV, FAILURE, NARRATION, NOTE, UTTERANCE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
-from simlab.scheduler.policies import RoundRobin, SchedulePolicy
+from simlab.scheduler.policies import RoundRobin
 
 if TYPE_CHECKING:
     import polars as pl
@@ -61,17 +63,6 @@ if TYPE_CHECKING:
     from simlab.store import RunTables
 
 SALE, UNSOLD = "sale", "unsold"  # auctioneer event kinds (bids: "bid"/"out")
-BID_SCHEMAS = ("open", "ladder")
-
-
-class AuctionSchedule(SchedulePolicy):
-    """The auctioneer decides who bids: everyone still in the current lot."""
-
-    name = "auction"
-
-    def select(self, scenario: Scenario, step: int) -> list[str]:
-        assert isinstance(scenario, AuctionScenario)
-        return scenario.to_ask()
 
 
 class AuctionScenario(Scenario):
@@ -107,32 +98,13 @@ class AuctionScenario(Scenario):
         top_p: float = 0.95,
         **base: Any,
     ) -> None:
-        if format not in FORMATS:
-            raise ValueError(f"scenario.format: expected one of {FORMATS}, got {format!r}")
-        if bid_schema not in BID_SCHEMAS:
-            raise ValueError(f"scenario.bid_schema: expected one of {BID_SCHEMAS}, "
-                             f"got {bid_schema!r}")
-        for key, value, low in (("n_items", n_items, 1), ("n_bidders", n_bidders, 1),
-                                ("min_increment", min_increment, 1),
-                                ("max_rounds", max_rounds, 1), ("ladder_size", ladder_size, 1)):
-            if value < low:
-                raise ValueError(f"scenario.{key}: must be >= {low}, got {value}")
-        for key, value in (("value_noise", value_noise), ("taste_sd", taste_sd),
-                           ("budget_income_multiple", budget_income_multiple)):
-            if value < 0:
-                raise ValueError(f"scenario.{key}: must be >= 0, got {value}")
-        if shade is not None and not 0 < shade <= 1:
-            raise ValueError(f"scenario.shade: must be in (0, 1] or null, got {shade}")
-        if not 0 <= random_out_p <= 1:
-            raise ValueError(f"scenario.random_out_p: must be in [0, 1], got {random_out_p}")
-        rules = [str(getattr(r, "value", r)) for r in rule_bidders]
-        unknown = [r for r in rules if r not in RULE_TYPES]
-        if unknown:
-            raise ValueError(f"scenario.rule_bidders: unknown type(s) {unknown} "
-                             f"(known: {', '.join(RULE_TYPES)})")
-        if len(rules) > n_bidders:
-            raise ValueError(f"scenario.rule_bidders: {len(rules)} rule bidders but only "
-                             f"n_bidders={n_bidders} seats")
+        rules = check_settings(
+            format=format, bid_schema=bid_schema, rule_bidders=rule_bidders,
+            ints={"n_items": n_items, "n_bidders": n_bidders, "min_increment": min_increment,
+                  "max_rounds": max_rounds, "ladder_size": ladder_size},
+            nonneg={"value_noise": value_noise, "taste_sd": taste_sd,
+                    "budget_income_multiple": budget_income_multiple},
+            shade=shade, random_out_p=random_out_p)
         pool = parse_items(list(items), "scenario.items") if items else load_items(items_path)
         if n_items > len(pool):
             raise ValueError(f"scenario.n_items: {n_items} lots but only {len(pool)} items "
@@ -323,7 +295,7 @@ class AuctionScenario(Scenario):
             else:
                 error = o.interpretation.error
                 if error.startswith(("invalid structured reply", "backend error")):
-                    self._attempt(agent, _raw_action(o.response), error,
+                    self._attempt(agent, raw_action(o.response), error,
                                   "schema" if error.startswith("invalid") else "backend")
                 events.append(PendingEvent(key, (), FAILURE, f"{error} (counted as out)", call))
                 moves.append((key, Action(OUT)))
@@ -419,11 +391,3 @@ class AuctionScenario(Scenario):
     @classmethod
     def summarize(cls, run: RunTables) -> dict[str, pl.DataFrame]:
         return summarize(run)
-
-
-def _raw_action(response: ChatResponse | None) -> Action | None:
-    """Best-effort reading of a reply that failed its schema, for the bids table."""
-    if response is None or not response.text:
-        return None
-    action, _ = parse_action(response.text)
-    return action

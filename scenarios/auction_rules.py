@@ -25,9 +25,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scenarios.auction_items import Item
+from simlab.backends.base import ChatResponse
+from simlab.scheduler.policies import SchedulePolicy
+
+if TYPE_CHECKING:
+    from simlab.scenario import Scenario
 
 ENGLISH, FIRST_PRICE, SECOND_PRICE = "english", "first_price", "second_price"
 FORMATS = (ENGLISH, FIRST_PRICE, SECOND_PRICE)
@@ -203,3 +208,56 @@ def bid_levels(lot: Lot, budget: int, fmt: str, size: int, sealed_max: int = 40)
     elif levels[-1] != budget:
         levels[-1] = budget
     return levels
+
+
+class AuctionSchedule(SchedulePolicy):
+    """The auctioneer decides who bids: everyone still in the current lot."""
+
+    name = "auction"
+
+    def select(self, scenario: Scenario, step: int) -> list[str]:
+        return scenario.to_ask()  # type: ignore[attr-defined]  # an AuctionScenario
+
+
+def raw_action(response: ChatResponse | None) -> Action | None:
+    """Best-effort reading of a reply that failed its schema, for the bids table."""
+    if response is None or not response.text:
+        return None
+    action, _ = parse_action(response.text)
+    return action
+
+
+BID_SCHEMAS = ("open", "ladder")
+
+
+def check_settings(*, format: str, bid_schema: str, rule_bidders: Sequence[Any],
+                   ints: Mapping[str, int], nonneg: Mapping[str, float],
+                   shade: float | None, random_out_p: float) -> list[str]:
+    """Validate an auction's settings (errors name the ``scenario.`` key); returns the
+    rule-bidder types as plain strings."""
+    from scenarios.auction_bidders import RULE_TYPES
+
+    if format not in FORMATS:
+        raise ValueError(f"scenario.format: expected one of {FORMATS}, got {format!r}")
+    if bid_schema not in BID_SCHEMAS:
+        raise ValueError(f"scenario.bid_schema: expected one of {BID_SCHEMAS}, "
+                         f"got {bid_schema!r}")
+    for key, value in ints.items():
+        if value < 1:
+            raise ValueError(f"scenario.{key}: must be >= 1, got {value}")
+    for key, fvalue in nonneg.items():
+        if fvalue < 0:
+            raise ValueError(f"scenario.{key}: must be >= 0, got {fvalue}")
+    if shade is not None and not 0 < shade <= 1:
+        raise ValueError(f"scenario.shade: must be in (0, 1] or null, got {shade}")
+    if not 0 <= random_out_p <= 1:
+        raise ValueError(f"scenario.random_out_p: must be in [0, 1], got {random_out_p}")
+    rules = [str(getattr(r, "value", r)) for r in rule_bidders]
+    unknown = [r for r in rules if r not in RULE_TYPES]
+    if unknown:
+        raise ValueError(f"scenario.rule_bidders: unknown type(s) {unknown} "
+                         f"(known: {', '.join(RULE_TYPES)})")
+    if len(rules) > ints["n_bidders"]:
+        raise ValueError(f"scenario.rule_bidders: {len(rules)} rule bidders but only "
+                         f"n_bidders={ints['n_bidders']} seats")
+    return rules
