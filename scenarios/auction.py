@@ -238,8 +238,7 @@ class AuctionScenario(Scenario):
                 start_price=lot.item.start_price, increment=lot.increment,
                 n_bidders=len(self.participants), rng=self.rng, shade=self.shade,
                 out_p=self.random_out_p)
-        return ChatResponse(text=json.dumps(action), parsed=action, model=f"rule:{kind}",
-                            finish_reason="stop")
+        return ChatResponse.of_data(action, f"rule:{kind}")
 
     def interpret(self, agent: PersonaAgent, response: ChatResponse) -> Interpretation:
         assert self.lot is not None

@@ -16,7 +16,6 @@ themselves) and the planner's announcements; the planner a text summary of the y
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +23,23 @@ import numpy as np
 
 from scenarios.archetypes import Archetypes, build_archetypes, cell_labels, quantile_bands
 from scenarios.economy_planner import (
-    PLANNERS,
+    OBJECTIVES,
     PLATFORMS,
     TITLES,
+    check_settings,
     elect,
     plan_schema,
     read_plan,
     rule_plan,
     year_summary,
 )
-from scenarios.economy_report import labour_rows, schedule_rows, summarize_economy, tick_row
+from scenarios.economy_report import (
+    labour_rows,
+    schedule_rows,
+    summarize_economy,
+    tick_means,
+    tick_row,
+)
 from scenarios.economy_tax import (
     HOURS,
     Settlement,
@@ -53,11 +59,10 @@ from scenarios.economy_workers import (
     worker_rules,
     worker_skill,
 )
-from scenarios.phases import Phase, compact, phase_policy, structured
+from scenarios.phases import Phase, compact, narration, phase_policy, structured
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.agents import PersonaAgent
 from simlab.backends.base import ChatRequest, ChatResponse, Message
-from simlab.events import ENV, NARRATION
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 from simlab.text import persona_card
@@ -66,11 +71,6 @@ if TYPE_CHECKING:
     import polars as pl
 
     from simlab.store import RunTables
-
-OBJECTIVES = {"utilitarian": "the average utility of the workers",
-              "inverse_income": "a weighted average of the workers' utilities in which "
-                                "poorer workers count more"}
-
 
 class EconomyScenario(Scenario):
     """Workers choose hours under a tax schedule that a planner adjusts every tax year."""
@@ -92,24 +92,12 @@ class EconomyScenario(Scenario):
         max_tokens: int = 16, planner_max_tokens: int = 96, temperature: float = 0.7,
         top_p: float = 0.95, **base: Any,
     ) -> None:
-        _check(planner in PLANNERS, "planner", f"one of {PLANNERS}", planner)
-        _check(worker_policy in ("llm", "rule"), "worker_policy", "'llm' or 'rule'",
-               worker_policy)
-        _check(planner_objective in OBJECTIVES, "planner_objective", f"one of "
-               f"{tuple(OBJECTIVES)}", planner_objective)
-        _check(ticks >= 1, "ticks", ">= 1", ticks)
-        _check(tax_year >= 1, "tax_year", ">= 1", tax_year)
-        _check(n_workers is None or n_workers >= 2, "n_workers", ">= 2 (or null)", n_workers)
-        _check(planner_max_change >= 1, "planner_max_change", ">= 1", planner_max_change)
-        _check(saez_elasticity > 0, "saez_elasticity", "> 0", saez_elasticity)
-        _check(inverse_income_floor > 0, "inverse_income_floor", "> 0", inverse_income_floor)
-        _check(skill_bands >= 1, "skill_bands", ">= 1", skill_bands)
-        if voting:
-            bad = [c for c in candidates if c not in PLANNERS]
-            _check(not bad and len(set(candidates)) == len(candidates) >= 2, "candidates",
-                   f"two or more distinct planner kinds from {PLANNERS}", list(candidates))
-            _check(planner in candidates, "planner", f"one of the candidates "
-                   f"{list(candidates)} (the first incumbent)", planner)
+        check_settings(planner=planner, worker_policy=worker_policy,
+                       planner_objective=planner_objective, ticks=ticks, tax_year=tax_year,
+                       n_workers=n_workers, planner_max_change=planner_max_change,
+                       saez_elasticity=saez_elasticity,
+                       inverse_income_floor=inverse_income_floor, skill_bands=skill_bands,
+                       voting=voting, candidates=candidates)
         self.n_workers, self.ticks, self.tax_year = n_workers, ticks, tax_year
         self.planner, self.worker_policy = planner, worker_policy
         self.tax_schedule = tax_schedule
@@ -237,18 +225,18 @@ class EconomyScenario(Scenario):
                 return None
             data = rule_plan(kind, self.schedule, self._last_year(phase), eta=self.params.eta,
                              elasticity=self.saez[0], min_count=self.saez[1])
-            return _reply(data, f"rule:{kind}")
+            return ChatResponse.of_data(data, f"rule:{kind}")
         if self.worker_policy != "rule":
             return None
         if phase.kind == "work":
             h = best_response(self._skill_of(agent.key), self.schedule, self.last_rebate,
                               self.params, self.skill_rule.weeks_per_year)
-            return _reply({"hours": h}, "rule:best_response")
+            return ChatResponse.of_data({"hours": h}, "rule:best_response")
         mine = [self._cell_mean(s.utility, agent.key) for s in self.history]
         titles = self._titles()
         own = TITLES[self.incumbent]
         vote = retrospective_vote(mine, own, [t for t in titles if t != own], self.rng)
-        return _reply({"vote": vote}, "rule:retrospective")
+        return ChatResponse.of_data({"vote": vote}, "rule:retrospective")
 
     def _cell_mean(self, values: np.ndarray, key: str) -> float:
         return float(np.mean([values[self.index[m]] for m in self._members(key)]))
@@ -291,7 +279,7 @@ class EconomyScenario(Scenario):
         if nxt is not None and nxt.kind == "plan":
             summary = year_summary(f"Tax year {nxt.period}", self._last_year(nxt),
                                    self.schedule, self.income_floor)
-            events.append(_narration((self.planner_key[self.incumbent],),
+            events.append(narration((self.planner_key[self.incumbent],),
                                      f"{summary}\nSet the rates for tax year {nxt.period + 1}."))
         return events
 
@@ -350,7 +338,7 @@ class EconomyScenario(Scenario):
                 idx = [self.index[m] for m in members]
                 h, z, t, c = (float(a[idx].mean()) for a in columns)
             text = result_line(phase.tick + 1, h, z, t, s.rebate, c, len(members))
-            events.append(_narration((key,), text + ballot))
+            events.append(narration((key,), text + ballot))
         return events
 
     def _resolve_vote(self, step: int, phase: Phase, outcomes: list[Outcome]) -> list[PendingEvent]:
@@ -372,13 +360,13 @@ class EconomyScenario(Scenario):
         tally = ", ".join(f"{t} {counts[t]}" for t in titles)
         text = (f"Election result: the {winner} won ({tally}"
                 f"{'; a tie broken by lot' if tie else ''}).")
-        events.append(_narration(tuple(self.actors), text))
+        events.append(narration(tuple(self.actors), text))
         return events
 
     def _resolve_plan(self, step: int, phase: Phase, outcomes: list[Outcome]) -> list[PendingEvent]:
         o = outcomes[0]
         if not o.interpretation.ok:
-            return [self.event_for(o), _narration(
+            return [self.event_for(o), narration(
                 tuple(self.actors), f"The planner made no change; the rates for tax year "
                                     f"{phase.period + 1} stay: {self.schedule.describe()}.")]
         data = o.interpretation.data
@@ -395,20 +383,12 @@ class EconomyScenario(Scenario):
         return "completed" if self.steps_taken >= len(self.phases) else None
 
     def outcome(self) -> dict[str, Any]:
-        ticks = self.rows["ticks"]
-
-        def mean(key: str) -> float:
-            return float(np.mean([r[key] for r in ticks])) if ticks else float("nan")
-
         return {
             "planner": self.planner, "final_planner": self.incumbent,
             "worker_policy": self.worker_policy, "tax_schedule": self.tax_schedule,
             "voting": self.voting, "archetypes": self.use_archetypes,
             "n_workers": len(self.workers), "n_calls_per_period": len(self.actors),
-            "n_ticks": len(ticks), "welfare_utilitarian": mean("welfare_utilitarian"),
-            "welfare_inverse_income": mean("welfare_inverse_income"),
-            "gini_pretax": mean("gini_pretax"), "revenue": mean("revenue"),
-            "final_rates": list(self.schedule.rates),
+            **tick_means(self.rows["ticks"]), "final_rates": list(self.schedule.rates),
         }
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
@@ -417,16 +397,3 @@ class EconomyScenario(Scenario):
     @classmethod
     def summarize(cls, run: RunTables) -> dict[str, pl.DataFrame]:
         return summarize_economy(run)
-
-
-def _check(ok: bool, key: str, expected: str, got: Any) -> None:
-    if not ok:
-        raise ValueError(f"scenario.{key}: expected {expected}, got {got!r}")
-
-
-def _reply(data: dict[str, Any], model: str) -> ChatResponse:
-    return ChatResponse(text=json.dumps(data), parsed=data, model=model, finish_reason="stop")
-
-
-def _narration(audience: tuple[str, ...], text: str) -> PendingEvent:
-    return PendingEvent(ENV, audience, NARRATION, text)

@@ -208,3 +208,38 @@ def elect(
     if len(leaders) == 1:
         return leaders[0], counts, False
     return leaders[int(rng.integers(len(leaders)))], counts, True
+
+
+OBJECTIVES = {"utilitarian": "the average utility of the workers",
+              "inverse_income": "a weighted average of the workers' utilities in which "
+                                "poorer workers count more"}
+
+
+def check_settings(*, planner: str, worker_policy: str, planner_objective: str, ticks: int,
+                   tax_year: int, n_workers: int | None, planner_max_change: int,
+                   saez_elasticity: float, inverse_income_floor: float, skill_bands: int,
+                   voting: bool, candidates: Sequence[str]) -> None:
+    """Validate the economy's settings; errors name the ``scenario.`` key."""
+    _check(planner in PLANNERS, "planner", f"one of {PLANNERS}", planner)
+    _check(worker_policy in ("llm", "rule"), "worker_policy", "'llm' or 'rule'",
+           worker_policy)
+    _check(planner_objective in OBJECTIVES, "planner_objective", f"one of "
+           f"{tuple(OBJECTIVES)}", planner_objective)
+    _check(ticks >= 1, "ticks", ">= 1", ticks)
+    _check(tax_year >= 1, "tax_year", ">= 1", tax_year)
+    _check(n_workers is None or n_workers >= 2, "n_workers", ">= 2 (or null)", n_workers)
+    _check(planner_max_change >= 1, "planner_max_change", ">= 1", planner_max_change)
+    _check(saez_elasticity > 0, "saez_elasticity", "> 0", saez_elasticity)
+    _check(inverse_income_floor > 0, "inverse_income_floor", "> 0", inverse_income_floor)
+    _check(skill_bands >= 1, "skill_bands", ">= 1", skill_bands)
+    if voting:
+        bad = [c for c in candidates if c not in PLANNERS]
+        _check(not bad and len(set(candidates)) == len(candidates) >= 2, "candidates",
+               f"two or more distinct planner kinds from {PLANNERS}", list(candidates))
+        _check(planner in candidates, "planner", f"one of the candidates "
+               f"{list(candidates)} (the first incumbent)", planner)
+
+
+def _check(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ValueError(f"scenario.{key}: expected {expected}, got {got!r}")

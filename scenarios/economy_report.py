@@ -101,3 +101,11 @@ def summarize_economy(run: RunTables) -> dict[str, pl.DataFrame]:
     if "episode_index" in summary.columns:
         summary = summary.sort("episode_index")
     return {"economy": summary, "economy_ticks": ticks.sort("episode_id", "tick")}
+
+
+def tick_means(ticks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-episode means of the headline per-tick metrics (NaN for an empty run)."""
+    out: dict[str, Any] = {"n_ticks": len(ticks)}
+    for key in ("welfare_utilitarian", "welfare_inverse_income", "gini_pretax", "revenue"):
+        out[key] = float(np.mean([r[key] for r in ticks])) if ticks else float("nan")
+    return out

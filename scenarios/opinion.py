@@ -32,11 +32,11 @@ from scenarios.opinion_survey import (
     rule_answers,
     survey_schema,
 )
-from scenarios.phases import Phase, compact, phase_policy, structured
+from scenarios.phases import Phase, compact, narration, phase_policy, structured
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.agents import PersonaAgent
 from simlab.backends.base import ChatRequest, ChatResponse, Message
-from simlab.events import ENV, NARRATION, UTTERANCE
+from simlab.events import UTTERANCE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 from simlab.text import persona_card
@@ -196,8 +196,7 @@ class OpinionScenario(Scenario):
                 self.belief[key] = degroot(self.belief[key], heard, self.self_weight, self.scale)
             s = self.belief[key]
             data = {"stance": s, "post": f"On a scale of 1 to {self.scale}, I am at {s}."}
-        return ChatResponse(text=json.dumps(data), parsed=data, model="rule:degroot",
-                            finish_reason="stop")
+        return ChatResponse.of_data(data, "rule:degroot")
 
     def _heard(self, key: str) -> list[int]:
         """Latest stance of each other agent whose post ``key`` perceived (its log index)."""
@@ -267,7 +266,7 @@ class OpinionScenario(Scenario):
         if nxt is not None:
             text = (questionnaire_text(nxt.period + 1, self.questions) if nxt.kind == SURVEY
                     else self._day(nxt.tick))
-            events.append(PendingEvent(ENV, tuple(self.actors), NARRATION, text))
+            events.append(narration(tuple(self.actors), text))
         return events
 
     def _record_tick(self, tick: int, reported: set[str]) -> None:

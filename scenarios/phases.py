@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from simlab.actions import PendingEvent
 from simlab.backends.base import ChatResponse
+from simlab.events import ENV, NARRATION
 from simlab.scheduler.policies import SchedulePolicy, Simultaneous
 
 if TYPE_CHECKING:
@@ -54,6 +56,11 @@ def phase_policy(schedule: SchedulePolicy | None, scenario: str) -> PhasePolicy:
             f"in one batch and needs 'simultaneous', got {schedule.name!r}"
         )
     return PhasePolicy()
+
+
+def narration(audience: tuple[str, ...], text: str) -> PendingEvent:
+    """An environment announcement to ``audience`` (results, elections, survey calls)."""
+    return PendingEvent(ENV, audience, NARRATION, text)
 
 
 def structured(response: ChatResponse) -> Any:

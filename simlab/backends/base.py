@@ -89,6 +89,12 @@ class ChatResponse:
     def ok(self) -> bool:
         return not self.error
 
+    @classmethod
+    def of_data(cls, data: Any, model: str) -> ChatResponse:
+        """A structured reply made without a model (a rule agent's action, via
+        ``Scenario.local_response``), shaped exactly like a parsed model reply."""
+        return cls(text=json.dumps(data), parsed=data, model=model, finish_reason="stop")
+
 
 class BackendError(RuntimeError):
     """A backend could not be built or used (bad config, missing extra, missing model)."""
