@@ -28,18 +28,16 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dialogue import machine
+from bench_throughput import TimedBackend
 from servers.fake_openai import serve, stats
 
 from scenarios.economy import EconomyScenario
 from scenarios.opinion import OpinionScenario
-from simlab.backends.base import ChatRequest, ChatResponse
-from simlab.backends.litellm_backend import LiteLLMBackend
 from simlab.events import FAILURE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
@@ -57,19 +55,6 @@ def population(n: int) -> list[Persona]:
                 attributes={"income_usd": (i * 7919) % 250_000, "hours_per_week": (i % 7) * 10})
         for i in range(n)
     ]
-
-
-class TimedBackend(LiteLLMBackend):
-    """Adds up the wall time spent inside ``generate`` (the rest is the engine's)."""
-
-    in_generate = 0.0
-
-    def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
-        start = time.perf_counter()
-        try:
-            return super().generate(requests)
-        finally:
-            self.in_generate += time.perf_counter() - start
 
 
 def make(kind: str, n: int, ticks: int, survey_every: int) -> Scenario:
