@@ -48,12 +48,6 @@ def _compose(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def _typed(pop, spec) -> dict:
-    from simlab.census.population import _typed_marginals
-
-    return _typed_marginals(pop.table, spec.marginals)
-
-
 def run(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="simlab population", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,7 +61,7 @@ def run(argv: list[str]) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from simlab.census.fidelity import fidelity, markdown, plot, raking_check
-    from simlab.census.population import CensusSpec, census_population
+    from simlab.census.population import CensusSpec, census_population, typed_marginals
     from simlab.census.sampler import eligible
     from simlab.census.table import CensusDataError, load_census
 
@@ -107,7 +101,7 @@ def run(argv: list[str]) -> int:
     }
     report = markdown(summary, detail, meta)
     if spec.marginals:
-        check = raking_check(frame, _typed(pop, spec))
+        check = raking_check(frame, typed_marginals(pop.table, spec.marginals))
         check.write_parquet(out / "raking_check.parquet")
         worst = float(check["diff"].abs().max())
         report += ("\n## Raking targets\n\n| attribute | category | target | sample | diff |\n"

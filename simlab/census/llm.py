@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +35,6 @@ VERDICT_SCHEMA = {
                    "reason": {"type": "string", "maxLength": 200}},
     "required": ["plausible", "reason"],
 }
-_STATES = None  # lazily: every state name, for "mentions another state"
 
 
 def facts(row: dict[str, Any]) -> str:
@@ -100,13 +100,12 @@ def validate_with_llm(frame: pl.DataFrame, sample: CensusSample, backend: Backen
     return frame, sample, rejected_total
 
 
-def _state_names() -> list[str]:
-    global _STATES
-    if _STATES is None:
-        from simlab.census.codebook import load_codebook
+@cache
+def _state_names() -> tuple[str, ...]:
+    """Every state name, for "mentions another state" (read once, lazily)."""
+    from simlab.census.codebook import load_codebook
 
-        _STATES = [v.split("/")[0] for v in load_codebook().columns["STATE"]["values"].values()]
-    return _STATES
+    return tuple(v.split("/")[0] for v in load_codebook().columns["STATE"]["values"].values())
 
 
 _FEMALE = re.compile(r"\b(she|her|hers|herself|woman|mother|wife)\b", re.I)

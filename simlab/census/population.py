@@ -111,7 +111,7 @@ def _table(path: str | None) -> CensusTable:
     return load_census(path)
 
 
-def _typed_marginals(table: CensusTable, marginals: Mapping[str, Mapping[Any, float]]
+def typed_marginals(table: CensusTable, marginals: Mapping[str, Mapping[Any, float]]
                      ) -> dict[str, dict[Any, float]]:
     """Config keys are strings; ACS code columns need integer category keys."""
     out: dict[str, dict[Any, float]] = {}
@@ -127,7 +127,7 @@ def census_population(spec: CensusSpec, rng: np.random.Generator,
     judges plausibility (rejects are redrawn) and writes checked descriptions."""
     table = _table(spec.path)
     sampler = CensusSampler(table)
-    marginals = _typed_marginals(table, spec.marginals)
+    marginals = typed_marginals(table, spec.marginals)
     kwargs = dict(replace=spec.replace, method=spec.method, strata=spec.strata,
                   min_per_stratum=spec.min_per_stratum, marginals=marginals,
                   check_rules=spec.check_rules)
