@@ -361,3 +361,28 @@ def test_scenario_tables_are_stored_and_loaded_per_episode(tmp_path: Path) -> No
     ep_id, events, agents, episode = _episode(2, 1)
     with pytest.raises(StoreError, match="bad scenario table name 'events'"):
         store.write_episode(ep_id, events, agents, episode, tables={"events": []})
+
+
+def test_load_orders_by_index_across_mixed_schemas_and_names_a_bad_file(tmp_path: Path) -> None:
+    # Directory names sort the other way round from episode_index, and the second episode's
+    # agents carry a column the first lacks (the multi-file read falls back to a per-file,
+    # diagonal read that keeps every column).
+    store = RunStore(tmp_path)
+    store.write_manifest({"seed": 0})
+    for ep_id, index, agents in (("b-late", 1, [MAYA, SAM]), ("a-early", 2, [SAM]),
+                                 ("c-first", 0, [SAM | {"hobby": "chess"}])):
+        _, events, _, episode = _episode(index, 2)
+        events = [e | {"episode_id": ep_id} for e in events]
+        store.write_episode(ep_id, events, agents, episode)
+    tables = load_run(tmp_path)
+    assert tables.episodes["episode_id"].to_list() == ["c-first", "b-late", "a-early"]
+    assert tables.events["episode_id"].to_list() == ["c-first"] * 2 + ["b-late"] * 2 + [
+        "a-early"] * 2
+    assert tables.events["seq"].to_list() == [0, 1] * 3
+    assert tables.agents.select("episode_id", "agent_id", "hobby").rows() == [
+        ("c-first", "sam", "chess"), ("b-late", "maya", None), ("b-late", "sam", None),
+        ("a-early", "sam", None)]
+    bad = tmp_path / "episodes" / "b-late" / "events.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match=r"b-late/events\.parquet: cannot read Parquet"):
+        load_run(tmp_path)

