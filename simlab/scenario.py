@@ -8,6 +8,7 @@ per-call seeds all borrow it. The engine (``simlab.scheduler``) drives it tick b
 
 from __future__ import annotations
 
+import json
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -195,9 +196,17 @@ class Scenario(mesa.Model):
             "request_seed": o.seed,
             "attempts": o.attempts,
         }
+        # What the model actually wrote, where the event does not record it as is (a
+        # repaired reply, or one that failed): repair must not hide role confusion from
+        # analysis. Scenarios that store a structured action in ``data`` overwrite it.
+        raw = o.response.text if o.response else ""
         if o.interpretation.ok:
+            if raw and raw != o.interpretation.content:
+                call["data"] = raw_reply_data(raw)
             return PendingEvent(o.agent.key, self.audience_of(o.agent.key), UTTERANCE,
                                 o.interpretation.content, call)
+        if raw:
+            call["data"] = raw_reply_data(raw)
         return PendingEvent(o.agent.key, (), FAILURE, o.interpretation.error, call)
 
     def next_seed(self) -> int:
@@ -218,3 +227,8 @@ class Scenario(mesa.Model):
         if not self.done:
             engine.tick(self.steps - 1)  # Mesa has already counted this step
         self.running = not self.done
+
+
+def raw_reply_data(text: str) -> str:
+    """``Event.data`` for a model reply kept verbatim: ``{"raw": text}``."""
+    return json.dumps({"raw": text}, ensure_ascii=False)

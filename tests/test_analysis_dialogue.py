@@ -4,6 +4,7 @@ naturalness features and distances."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -72,6 +73,33 @@ def test_role_confusion_detectors():
     ep = compute_metrics(run).episodes
     assert ep["role_confusion_rate"][0] == pytest.approx(5 / 7)
     assert ep["role_assistant_rate"][0] == pytest.approx(1 / 7)
+
+
+def test_role_detectors_read_the_verbatim_reply_and_count_failed_replies():
+    run = make_run([[("ana", "Sure, I will bring the papers."), ("ben", "See you then."),
+                     ("ana", "Fine.")]], {"ana": "aaaa", "ben": "bbbb"},
+                   names={"ana": "Ana Diaz", "ben": "Ben Okafor"})
+    ev = run.events
+    # turn 0 was repaired: the model had also written Ben's line
+    raw0 = '{"raw": "Sure, I will bring the papers.\\nBen: great, thanks!"}'
+    ev = ev.with_columns(data=pl.when(pl.col("seq") == 0).then(pl.lit(raw0))
+                         .otherwise(pl.col("data")))
+    failed = ev.head(2).with_columns(
+        seq=pl.Series([3, 4]), kind=pl.lit("failure"), speaker=pl.Series(["ben", "ana"]),
+        content=pl.Series(["empty reply after repair", "backend error: timeout"]),
+        # ben's reply was all Ana's lines; ana's failure has no reply to keep
+        data=pl.Series(['{"raw": "Ana: I am so glad you came."}', ""]))
+    run = replace(run, events=pl.concat([ev, failed]),
+                  episodes=run.episodes.with_columns(n_failures=pl.lit(2, pl.Int64)))
+    m = compute_metrics(run)
+    assert m.turns.sort("turn")["role_partner_label"].to_list() == [True, False, False]
+    ep = m.episodes.row(0, named=True)
+    # confused: repaired turn 0 and ben's failed reply, of 3 utterances + 1 kept reply
+    assert ep["role_confusion_rate"] == pytest.approx(2 / 4)
+    assert ep["role_partner_label_rate"] == pytest.approx(2 / 4)
+    assert ep["failure_rate"] == pytest.approx(2 / 5)
+    per = dict(m.agents.select("agent_id", "role_confusion_rate").iter_rows())
+    assert per == pytest.approx({"ana": 1 / 2, "ben": 1 / 2})
 
 
 NAT_TURNS = [("a", "Hello there friend?"), ("b", "hello there friend"), ("a", "ok")]

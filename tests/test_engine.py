@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import ClassVar
 
 import pytest
@@ -85,6 +86,21 @@ def test_reply_is_repaired_not_rejected():
     reply = f"{me}: Hi there! I need advice.\n{you}: Sure, what is it?"
     run_episode(TickEngine(sc, MockBackend(replies=[reply])))
     assert _said(sc)[0].content == "Hi there! I need advice."
+    # the verbatim reply is kept for analysis (role confusion), never shown to anyone
+    assert json.loads(_said(sc)[0].data) == {"raw": reply}
+    assert all(reply not in m.content for k in sc.participants
+               for m in sc.projector.view(k, sc.log))
+
+
+def test_raw_reply_kept_only_where_the_event_does_not_record_it():
+    sc, _ = _dialogue(MockBackend(replies=["Hello Ben, nice to meet you.", "<|im_end|>"]),
+                      min_turns=1, max_turns=2, max_reasks=0)
+    said, fail = _said(sc)[0], next(e for e in sc.log if e.kind == FAILURE)
+    assert said.data == ""  # unrepaired: the content is the reply
+    assert json.loads(fail.data) == {"raw": "<|im_end|>"}
+    sc, _ = _dialogue(MockBackend(fail_every=1), min_turns=1, max_turns=1,
+                      max_consecutive_failures=1)
+    assert next(e for e in sc.log if e.kind == FAILURE).data == ""  # no reply to keep
 
 
 def test_backend_failures_are_recorded_and_the_episode_goes_on():

@@ -28,7 +28,7 @@ from simlab.analysis.naturalness import (
     turn_naturalness,
 )
 from simlab.analysis.retrieval import POOL_SIZES, persona_retrieval
-from simlab.analysis.roles import FLAGS, turn_roles
+from simlab.analysis.roles import FLAGS, failed_roles, turn_roles
 from simlab.analysis.text import turn_table
 from simlab.store import RunTables
 
@@ -115,6 +115,7 @@ def compute_metrics(
     echo = turn_echo(c)
     t0 = tick("echo", t0)
     roles = turn_roles(c, delta=delta)
+    failed = failed_roles(c)
     t0 = tick("roles", t0)
     nat_turns, nat_eps = turn_naturalness(c.turns)
     t0 = tick("naturalness", t0)
@@ -128,8 +129,10 @@ def compute_metrics(
         turns = turns.join(df, on="row", how="left", maintain_order="left")
     mrr = [col for col in rr.columns if col.startswith("rr_k")]
 
-    agents = _agents(c, turns, agents_auth, mrr)
-    episodes = _episodes(run, turns, agents, nat_eps, mrr)
+    # role rates over every turn with a model reply: utterances and failed turns
+    role_rows = pl.concat([turns.select("episode_id", "speaker", *ROLE_COLUMNS), failed])
+    agents = _agents(c, turns, agents_auth, mrr, role_rows)
+    episodes = _episodes(run, turns, agents, nat_eps, mrr, role_rows)
     run_level: dict[str, Any] = {
         "consistency_auc": auth.pooled_auc(agents_auth["consistency_same"].drop_nulls()
                                            .to_numpy(), pairs["diff"].to_numpy()),
@@ -146,15 +149,17 @@ def compute_metrics(
 
 
 def _agents(c: Corpus, turns: pl.DataFrame, auth_df: pl.DataFrame,
-            mrr: list[str]) -> pl.DataFrame:
+            mrr: list[str], role_rows: pl.DataFrame) -> pl.DataFrame:
     per = turns.group_by("episode_id", "speaker", maintain_order=True).agg(
         pl.len().alias("n_turns"),
         pl.col("n_words").mean().alias("mean_turn_words"),
         pl.col("is_question").mean().alias("question_rate"),
         *[pl.col(col).mean().alias(col.replace("rr_", "mrr_")) for col in mrr],
-        pl.col("role_confusion").mean().alias("role_confusion_rate"),
     )
-    for df in (agent_drift(turns), echo_summary(turns, ["episode_id", "speaker"]), auth_df):
+    roles = role_rows.group_by("episode_id", "speaker").agg(
+        role_confusion_rate=pl.col("role_confusion").mean())
+    for df in (roles, agent_drift(turns), echo_summary(turns, ["episode_id", "speaker"]),
+               auth_df):
         per = per.join(df, on=["episode_id", "speaker"], how="left", maintain_order="left")
     meta = c.agents.select("episode_id", pl.col("agent_id").alias("speaker"), "name", "role",
                            "persona_id").unique(["episode_id", "speaker"], keep="first")
@@ -166,13 +171,14 @@ def _agents(c: Corpus, turns: pl.DataFrame, auth_df: pl.DataFrame,
 
 
 def _episodes(run: RunTables, turns: pl.DataFrame, agents: pl.DataFrame,
-              nat: pl.DataFrame, mrr: list[str]) -> pl.DataFrame:
+              nat: pl.DataFrame, mrr: list[str], role_rows: pl.DataFrame) -> pl.DataFrame:
     per = turns.group_by("episode_id", maintain_order=True).agg(
         pl.len().alias("n_utterances"),
         pl.col("speaker").n_unique().alias("n_speakers"),
         *[pl.col(col).mean().alias(col.replace("rr_", "mrr_")) for col in mrr],
-        *[pl.col(col).mean().alias(f"{col}_rate") for col in ROLE_COLUMNS],
-    )
+    ).join(role_rows.group_by("episode_id").agg(
+        *[pl.col(col).mean().alias(f"{col}_rate") for col in ROLE_COLUMNS]),
+        on="episode_id", how="left", maintain_order="left")
     from_agents = agents.group_by("episode_id").agg(
         drift_level=pl.col("drift_level").mean(),
         drift_slope=pl.col("drift_slope").mean(),

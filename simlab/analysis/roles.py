@@ -14,6 +14,10 @@ Cheap, explainable detectors over each utterance (each a boolean column; a turn 
   own by more than ``delta`` (char 4-gram TF-IDF cosine), i.e. has taken over the
   partner's persona.
 
+The text detectors read the verbatim reply where the store kept one (repair changed
+it, or the turn failed), so repair does not hide what it repaired; episode rates count
+failed turns with a kept reply beside utterances.
+
 An optional LLM-judge pass over the same turns lives in :mod:`simlab.analysis.judge`.
 """
 
@@ -23,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from simlab.analysis.corpus import Corpus
-from simlab.analysis.text import rowwise_cos
+from simlab.analysis.text import failed_replies, rowwise_cos
 
 ASSISTANT_RE = (
     r"(?i)\b(?:as an ai\b|as a language model|as an ai language model|ai language model"
@@ -44,26 +48,32 @@ def _first(expr: pl.Expr) -> pl.Expr:
     return expr.str.extract(r"([A-Za-z'\-]+)", 1).str.to_lowercase()
 
 
-def turn_roles(c: Corpus, delta: float = 0.1) -> pl.DataFrame:
-    t = c.turns.select("row", "episode_id", "speaker", "content")
-    names = c.agents.select("episode_id", pl.col("agent_id").alias("speaker"),
-                            first=_first(pl.col("name"))).unique(["episode_id", "speaker"])
+def _text_flags(rows: pl.DataFrame, agents: pl.DataFrame) -> pl.DataFrame:
+    """The four text detectors over ``rows`` (episode_id, speaker, reply), in row order."""
+    names = agents.select("episode_id", pl.col("agent_id").alias("speaker"),
+                          first=_first(pl.col("name"))).unique(["episode_id", "speaker"])
     everyone = names.group_by("episode_id").agg(all_first=pl.col("first"))
-    t = (t.join(names, on=["episode_id", "speaker"], how="left", maintain_order="left")
+    t = (rows.select("episode_id", "speaker", "reply")
+         .join(names, on=["episode_id", "speaker"], how="left", maintain_order="left")
          .join(everyone, on="episode_id", how="left", maintain_order="left")
          .with_columns(partners=pl.col("all_first").fill_null([])
                        .list.set_difference(pl.concat_list(pl.col("first").fill_null("")))))
-    labels = pl.col("content").str.extract_all(LABEL_RE).list.eval(_first(pl.element()))
-    claims = pl.col("content").str.extract_all(CLAIM_RE).list.eval(
+    labels = pl.col("reply").str.extract_all(LABEL_RE).list.eval(_first(pl.element()))
+    claims = pl.col("reply").str.extract_all(CLAIM_RE).list.eval(
         pl.element().str.extract(r"([A-Za-z'\-]+)$", 1).str.to_lowercase())
-    flags = t.select(
-        "row",
-        role_assistant=pl.col("content").str.contains(ASSISTANT_RE),
+    return t.select(
+        role_assistant=pl.col("reply").str.contains(ASSISTANT_RE),
         role_partner_label=labels.list.set_intersection("partners").list.len() > 0,
-        role_self_answer=pl.col("content").str.contains(SELF_ANSWER_RE),
+        role_self_answer=pl.col("reply").str.contains(SELF_ANSWER_RE),
         role_partner_name=claims.list.set_intersection("partners").list.len() > 0,
     )
-    adopt = np.zeros(t.height, dtype=bool)
+
+
+def turn_roles(c: Corpus, delta: float = 0.1) -> pl.DataFrame:
+    """Per utterance: every detector, on what the model wrote (``reply``: the verbatim
+    reply where repair changed it, so a line repaired away still counts)."""
+    flags = _text_flags(c.turns, c.agents).with_columns(c.turns["row"])
+    adopt = np.zeros(c.turns.height, dtype=bool)
     prev_other = (c.turns["prev_speaker"].is_not_null()
                   & (c.turns["prev_speaker"] != c.turns["speaker"])).fill_null(False).to_numpy()
     ok = np.flatnonzero(prev_other & (c.own_persona >= 0) & (c.prev_persona >= 0)
@@ -73,4 +83,14 @@ def turn_roles(c: Corpus, delta: float = 0.1) -> pl.DataFrame:
         theirs = rowwise_cos(c.U[ok], c.P[c.prev_persona[ok]])
         adopt[ok] = (theirs - own) > delta
     flags = flags.with_columns(role_partner_persona=pl.Series(adopt))
-    return flags.with_columns(role_confusion=pl.any_horizontal(*FLAGS))
+    return flags.select("row", *FLAGS, role_confusion=pl.any_horizontal(*FLAGS))
+
+
+def failed_roles(c: Corpus) -> pl.DataFrame:
+    """Per failed turn with a kept reply (e.g. one repair emptied because it was all the
+    partner's lines): the text detectors; ``role_partner_persona`` needs an utterance
+    vector and is false."""
+    failed = failed_replies(c.run)
+    flags = _text_flags(failed, c.agents).with_columns(role_partner_persona=pl.lit(False))
+    return pl.concat([failed.select("episode_id", "speaker"), flags], how="horizontal").select(
+        "episode_id", "speaker", *FLAGS, role_confusion=pl.any_horizontal(*FLAGS))

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
-from simlab.events import UTTERANCE
+from simlab.events import FAILURE, UTTERANCE
 from simlab.store import RunTables
 
 N_FEATURES = 2**20
@@ -110,8 +110,10 @@ def turn_table(run: RunTables) -> pl.DataFrame:
     if ev.is_empty():
         return _empty_turns()
     t = (ev.filter(pl.col("kind") == UTTERANCE)
-         .select("episode_id", "seq", "step", "speaker", "content", "model")
+         .select("episode_id", "seq", "step", "speaker", "content", "model",
+                 reply=_reply(ev))
          .with_columns(pl.col("content").fill_null(""))
+         .with_columns(pl.col("reply").fill_null(pl.col("content")))
          .sort("episode_id", "seq")
          .rechunk())  # a loaded store is one chunk per episode: 45k chunks slow every op
     if t.is_empty():
@@ -129,10 +131,30 @@ def turn_table(run: RunTables) -> pl.DataFrame:
     return t
 
 
+def _reply(events: pl.DataFrame) -> pl.Expr:
+    """The model's verbatim reply where the store kept one (``data = {"raw": …}``, written
+    when repair changed it or it failed), else null."""
+    if "data" not in events.columns:
+        return pl.lit(None, dtype=pl.String)
+    return pl.col("data").str.json_path_match("$.raw")
+
+
+def failed_replies(run: RunTables) -> pl.DataFrame:
+    """One row per failed turn whose model reply was kept: episode, speaker, reply."""
+    ev = run.events
+    if ev.is_empty():
+        return pl.DataFrame(schema={"episode_id": pl.String, "speaker": pl.String,
+                                    "reply": pl.String})
+    return (ev.filter(pl.col("kind") == FAILURE)
+            .select("episode_id", "speaker", reply=_reply(ev))
+            .drop_nulls("reply"))
+
+
 def _empty_turns() -> pl.DataFrame:
     return pl.DataFrame(schema={
         "row": pl.Int64, "episode_id": pl.String, "seq": pl.Int64, "step": pl.Int64,
-        "speaker": pl.String, "content": pl.String, "model": pl.String, "turn": pl.Int64,
+        "speaker": pl.String, "content": pl.String, "model": pl.String, "reply": pl.String,
+        "turn": pl.Int64,
         "agent_turn": pl.Int64, "n_agent_turns": pl.UInt32, "prev_speaker": pl.String,
         "prev_row": pl.Int64, "own_prev_row": pl.Int64, "n_words": pl.UInt32})
 
