@@ -14,6 +14,7 @@ from simlab.analysis.compare import (
     differing_keys,
     find_runs,
     group_labels,
+    metric_range,
     summarize_groups,
     t_interval,
     welch,
@@ -65,6 +66,17 @@ def test_t_interval_by_hand():
     assert (mean, n) == (2.0, 3)
     assert lo == pytest.approx(2 - half, abs=1e-5) and hi == pytest.approx(2 + half, abs=1e-5)
     assert math.isnan(t_interval([5.0])[1]) and t_interval([])[3] == 0
+
+
+def test_group_intervals_are_clipped_to_the_metric_range():
+    eps = pl.DataFrame({"group": ["a"] * 3, "failure_rate": [0.0, 0.0, 0.3],
+                        "mean_turn_words": [0.0, 0.0, 0.3]})
+    out = summarize_groups(eps, ["failure_rate", "mean_turn_words"])
+    half = 4.302653 * math.sqrt(0.03) / math.sqrt(3)  # s^2 = 0.03, mean 0.1
+    rate, words = out.rows(named=True)
+    assert rate["ci_low"] == 0.0 and rate["ci_high"] == pytest.approx(0.1 + half, abs=1e-5)
+    assert words["ci_low"] == pytest.approx(0.1 - half, abs=1e-5)  # unbounded: not clipped
+    assert (metric_range("mrr_k5"), metric_range("drift_level")) == ((0, 1), (-1, 1))
 
 
 def test_welch_difference_interval_by_hand():

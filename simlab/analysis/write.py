@@ -75,7 +75,8 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
     groups = an.episodes["group"].unique(maintain_order=True).to_list()
     rep.para(f"{len(an.runs)} run(s), {an.episodes.height} episodes, {an.turns.height} "
              f"utterances, {len(groups)} group(s). Metric definitions: docs/metrics.md. "
-             "Intervals are 95% Student-t intervals over episodes.")
+             "Intervals are 95% Student-t intervals over episodes, clipped to each "
+             "metric's range (rates in [0, 1]).")
     if an.group_keys:
         rep.para("Runs are grouped by the config keys that differ between them (seeds are "
                  f"replicates): {', '.join(an.group_keys)}.")
