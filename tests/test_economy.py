@@ -15,6 +15,7 @@ from conftest import compose
 from scenarios.economy import EconomyScenario
 from scenarios.economy_workers import SkillRule, worker_skill
 from scenarios.sweep import economy_comparison, summarize_runs
+from simlab.analysis import analyze
 from simlab.backends.mock import MockBackend
 from simlab.events import FAILURE
 from simlab.personas.model import Persona
@@ -304,6 +305,23 @@ def test_runs_store_tables_and_a_planner_sweep_compares(tmp_path):
     assert table["episodes"].to_list() == [4, 4]
     assert {"welfare_utilitarian_mean", "gini_posttax_mean", "revenue_mean"} <= set(
         table.columns)
+    # simlab analyze on the sweep: the same comparison per planner group, with intervals
+    an = analyze([tmp_path], out=tmp_path / "analysis", formats=["md"])
+    assert an.group_keys == ["scenario.planner"]
+    assert an.episodes["failure_rate"].to_list() == [0.0] * 8  # actions, not utterances
+    report = (tmp_path / "analysis" / "report.md").read_text()
+    assert "These runs hold no utterances" in report and "## Headline comparison" in report
+    welfare = {r["planner"]: r["welfare_utilitarian_mean"] for r in table.iter_rows(named=True)}
+    section = report[report.index("### economy\n"):]
+    assert "| metric | scenario.planner=saez | scenario.planner=us_federal |" in section
+    cells = next(ln for ln in section.splitlines()
+                 if ln.startswith("| welfare_utilitarian |")).split("|")
+    for planner, cell in zip(("saez", "us_federal"), cells[2:4], strict=True):
+        assert float(cell.split()[0]) == pytest.approx(welfare[planner], rel=1e-3)
+        assert cell.strip().endswith("(n=4)")
+    assert "Difference scenario.planner=us_federal − scenario.planner=saez" in report
+    assert (tmp_path / "analysis" / "plots" / "economy_ticks.png").is_file()
+    assert (tmp_path / "analysis" / "plots" / "economy.png").is_file()
 
 
 def test_workers_are_census_people_by_default(tmp_path):

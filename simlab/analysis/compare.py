@@ -141,17 +141,18 @@ def welch(a: Iterable[float], b: Iterable[float],
     return d, d - half, d + half, p
 
 
-#: Metrics that are shares, MRRs or cosines live in [0, 1]; differences of non-negative
-#: TF-IDF cosines in [-1, 1]. Intervals are clipped to these ranges (a t-interval of a
-#: rare rate would otherwise reach below 0).
+#: The analysis metrics that are shares, MRRs or cosines live in [0, 1]; differences of
+#: non-negative TF-IDF cosines in [-1, 1]. Intervals are clipped to these ranges (a
+#: t-interval of a rare rate would otherwise reach below 0).
 UNIT_METRICS = frozenset({"consistency", "distinct_1", "distinct_2", "repetition",
-                          "turn_balance", "question_rate"})
+                          "turn_balance", "question_rate", "echo_rate", "failure_rate"})
 SIGNED_UNIT_METRICS = frozenset({"drift_level", "consistency_margin"})
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values ``metric`` can take (±inf where unbounded)."""
-    if metric in UNIT_METRICS or metric.endswith("_rate") or metric.startswith("mrr_k"):
+    """The values an analysis metric can take (±inf where unbounded or unknown)."""
+    if (metric in UNIT_METRICS or metric.startswith("mrr_k")
+            or (metric.startswith(("role_", "judge_")) and metric.endswith("_rate"))):
         return 0.0, 1.0
     if metric in SIGNED_UNIT_METRICS:
         return -1.0, 1.0
@@ -159,9 +160,9 @@ def metric_range(metric: str) -> tuple[float, float]:
 
 
 def summarize_groups(episodes: pl.DataFrame, metrics: Sequence[str],
-                     group_col: str = "group") -> pl.DataFrame:
-    """One row per (metric, group): mean, 95% t-interval (clipped to the metric's
-    range, :func:`metric_range`) and n over episodes."""
+                     group_col: str = "group", clip: bool = True) -> pl.DataFrame:
+    """One row per (metric, group): mean, 95% t-interval (with ``clip``, clipped to the
+    metric's range, :func:`metric_range`) and n over episodes."""
     rows = []
     groups = episodes[group_col].unique(maintain_order=True).to_list()
     for m in metrics:
@@ -170,7 +171,7 @@ def summarize_groups(episodes: pl.DataFrame, metrics: Sequence[str],
         for g in groups:
             vals = episodes.filter(pl.col(group_col) == g)[m].cast(pl.Float64).to_list()
             mean, lo, hi, n = t_interval(vals)
-            floor, ceiling = metric_range(m)
+            floor, ceiling = metric_range(m) if clip else (-math.inf, math.inf)
             lo, hi = max(lo, floor), min(hi, ceiling)  # NaN (n < 2) stays NaN
             rows.append({"metric": m, "group": g, "mean": mean, "ci_low": lo, "ci_high": hi,
                          "n": n})

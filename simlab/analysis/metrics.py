@@ -30,6 +30,7 @@ from simlab.analysis.naturalness import (
 from simlab.analysis.retrieval import POOL_SIZES, persona_retrieval
 from simlab.analysis.roles import FLAGS, failed_roles, turn_roles
 from simlab.analysis.text import turn_table
+from simlab.events import ENV, FAILURE
 from simlab.store import RunTables
 
 ROLE_COLUMNS = (*FLAGS, "role_confusion")
@@ -196,8 +197,16 @@ def _episodes(run: RunTables, turns: pl.DataFrame, agents: pl.DataFrame,
     # every stored episode gets a row, even one with no utterances
     out = ep.join(per, on="episode_id", how="left", maintain_order="left")
     if "n_failures" in out.columns:
-        # failed turns (replies unusable after re-asks) among all attempted turns
-        said = pl.col("n_utterances").fill_null(0)
-        out = out.with_columns(failure_rate=pl.when(said + pl.col("n_failures") > 0).then(
-            pl.col("n_failures") / (said + pl.col("n_failures"))))
+        # failed turns (replies unusable after re-asks) among all attempted turns; an
+        # attempt that worked is an event a call produced (an utterance, or a scenario's
+        # action: hours, a stance, a bid), else, where events carry no call metadata (a
+        # corpus), an utterance
+        ev = run.events
+        acted = (ev.filter((pl.col("attempts") > 0) & (pl.col("kind") != FAILURE)
+                           & (pl.col("speaker") != ENV))
+                 .group_by("episode_id").agg(n_acted=pl.len()))
+        out = out.join(acted, on="episode_id", how="left", maintain_order="left")
+        ok = pl.coalesce("n_acted", "n_utterances").fill_null(0)
+        out = out.with_columns(failure_rate=pl.when(ok + pl.col("n_failures") > 0).then(
+            pl.col("n_failures") / (ok + pl.col("n_failures")))).drop("n_acted")
     return out

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib.ticker import MaxNLocator
 
 from simlab.analysis.compare import t_interval
 
@@ -32,7 +33,8 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
         mean = s["mean"].fill_null(np.nan).to_numpy()
         lo = s["ci_low"].fill_null(np.nan).to_numpy()
         hi = s["ci_high"].fill_null(np.nan).to_numpy()
-        err = np.nan_to_num(np.vstack([mean - lo, hi - mean]), nan=0.0)
+        # clipped: a zero-width interval can sit an ulp off its mean
+        err = np.clip(np.nan_to_num(np.vstack([mean - lo, hi - mean]), nan=0.0), 0, None)
         x = np.arange(len(s))
         ax.bar(x, np.nan_to_num(mean), yerr=err, capsize=3,
                color=[colors[groups.index(g) % len(colors)] for g in s["group"]])
@@ -47,27 +49,52 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
     return path
 
 
+def _band(ax: plt.Axes, t: pl.DataFrame, value: str, x: str, group_col: str) -> None:
+    """Per group: the mean of ``value`` at each ``x`` and its 95% t-interval band."""
+    t = t.filter(pl.col(value).is_not_null())
+    for g in t[group_col].unique(maintain_order=True).to_list():
+        sub = t.filter(pl.col(group_col) == g).group_by(x).agg(pl.col(value)).sort(x)
+        stats = [t_interval(v) for v in sub[value].to_list()]
+        ax.plot(sub[x].to_numpy(), [s[0] for s in stats], marker="o", ms=3, label=str(g))
+        ax.fill_between(sub[x].to_numpy(), [s[1] for s in stats], [s[2] for s in stats],
+                        alpha=0.2)
+
+
 def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
             ylabel: str) -> Path | None:
     """Mean of ``value`` by ``x`` per group, with a 95% CI band."""
-    t = turns.filter(pl.col(value).is_not_null())
-    if t.is_empty():
+    if turns.filter(pl.col(value).is_not_null()).is_empty():
         return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for g in t["group"].unique(maintain_order=True).to_list():
-        sub = t.filter(pl.col("group") == g).group_by(x).agg(pl.col(value)).sort(x)
-        xs = sub[x].to_numpy()
-        stats = [t_interval(v) for v in sub[value].to_list()]
-        mean = np.array([s[0] for s in stats])
-        lo = np.array([s[1] for s in stats])
-        hi = np.array([s[2] for s in stats])
-        ax.plot(xs, mean, marker="o", ms=3, label=str(g))
-        ax.fill_between(xs, lo, hi, alpha=0.2)
+    _band(ax, turns, value, x, "group")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def series_grid(df: pl.DataFrame, metrics: Sequence[str], x: str, group_col: str,
+                path: Path) -> Path | None:
+    """Small multiples: each metric over ``x`` per group, mean with a 95% band."""
+    metrics = [m for m in metrics if df[m].drop_nulls().len()]
+    if not metrics:
+        return None
+    cols = min(4, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax, m in zip(axes.flat, metrics, strict=False):
+        _band(ax, df, m, x, group_col)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

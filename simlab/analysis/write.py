@@ -10,6 +10,7 @@ import polars as pl
 from simlab.analysis.analyze import Analysis, group_auc
 from simlab.analysis.compare import compare_pair, summarize_groups
 from simlab.analysis.report import Report, with_ci
+from simlab.analysis.scenario_report import scenario_section
 
 #: Episode-level metrics in the headline comparison, in reading order.
 HEADLINE = ("drift_level", "drift_slope", "consistency", "consistency_margin", "mrr_k2",
@@ -85,6 +86,41 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
                                   "utterances"), max_rows=200)
 
     head = headline_metrics(an.episodes)
+    fig = out / "plots"
+    if head:
+        _headline(rep, an, head, groups, fig)
+    if an.turns.height:
+        _text_metrics(rep, an, fig)
+    else:
+        rep.para("These runs hold no utterances, so the text metrics (drift, consistency, "
+                 "adherence, echoing, role confusion, naturalness) do not apply; see the "
+                 "scenario metrics.")
+    if an.reference is not None:
+        rep.heading("Reference corpus")
+        rep.para(f"Distances are to {an.reference.name} ({an.reference.n_episodes} "
+                 "conversations): relative deviation of each feature, 1-Wasserstein of turn "
+                 "lengths over the reference mean; both directions penalised.")
+        rep.table(an.reference.as_frame())
+        cols = [c for c in an.run_table.columns if c.startswith("dist_")
+                or c == "naturalness_distance"]
+        rep.table(an.run_table.select("run", "group", *cols), max_rows=200)
+    if an.judge is not None:
+        rep.heading("LLM judge")
+        rep.para("Prompt versions, judge model, items asked and unusable replies per run.")
+        rep.table(an.judge, max_rows=200)
+    if an.scenario:
+        rep.heading("Scenario metrics")
+        scenario_section(rep, an.scenario, fig, out)
+    notes = [n for r in an.runs for n in r.notes]
+    if notes:
+        rep.heading("Notes")
+        for n in notes:
+            rep.para(n)
+    return rep
+
+
+def _headline(rep: Report, an: Analysis, head: list[str], groups: list[str],
+              fig: Path) -> None:
     summary = summarize_groups(an.episodes, head)
     rep.heading("Headline comparison")
     rep.table(with_ci(summary), max_rows=100)
@@ -92,9 +128,12 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
         a, b = groups
         rep.para(f"Difference {b} − {a} per metric (Welch 95% interval, two-sided p):")
         rep.table(compare_pair(an.episodes, head, a, b), max_rows=100)
-    fig = out / "plots"
     rep.figure(_plot("headline_bars"), summary, head, fig / "headline.png",
-               caption="Episode-level metrics by group (95% CI)", root=out)
+               caption="Episode-level metrics by group (95% CI)", root=an.out)
+
+
+def _text_metrics(rep: Report, an: Analysis, fig: Path) -> None:
+    out = an.out
     rep.heading("Consistency (authorship verification)")
     rep.para("Pooled AUC per group: probability that an agent's early profile is closer to "
              "its own late profile than to another agent's (0.5 = chance).")
@@ -118,27 +157,3 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
     ref_words = an.reference.turn_words if an.reference is not None else None
     rep.figure(_plot("length_hist"), an.turns, ref_words, fig / "turn_lengths.png",
                caption="Turn length distribution", root=out)
-    if an.reference is not None:
-        rep.heading("Reference corpus")
-        rep.para(f"Distances are to {an.reference.name} ({an.reference.n_episodes} "
-                 "conversations): relative deviation of each feature, 1-Wasserstein of turn "
-                 "lengths over the reference mean; both directions penalised.")
-        rep.table(an.reference.as_frame())
-        cols = [c for c in an.run_table.columns if c.startswith("dist_")
-                or c == "naturalness_distance"]
-        rep.table(an.run_table.select("run", "group", *cols), max_rows=200)
-    if an.judge is not None:
-        rep.heading("LLM judge")
-        rep.para("Prompt versions, judge model, items asked and unusable replies per run.")
-        rep.table(an.judge, max_rows=200)
-    if an.scenario:
-        rep.heading("Scenario metrics")
-        for name, df in an.scenario.items():
-            rep.heading(name, level=3)
-            rep.table(df, max_rows=30)
-    notes = [n for r in an.runs for n in r.notes]
-    if notes:
-        rep.heading("Notes")
-        for n in notes:
-            rep.para(n)
-    return rep
