@@ -72,7 +72,7 @@ def structured(response: ChatResponse) -> Any:
     if not match:
         return None
     try:
-        return json.loads(match.group(0))
+        return json.loads(match.group(0), strict=False)  # as schema.parse_reply
     except json.JSONDecodeError:
         return None
 

@@ -111,6 +111,16 @@ def test_example_instances_are_valid(seed: int) -> None:
         assert parse_reply(json.dumps(instance), schema) == (instance, "")
 
 
+def test_a_raw_line_break_inside_a_json_string_is_read_not_failed() -> None:
+    schema = {"type": "object", "properties": {"post": {"type": "string"},
+                                               "stance": {"type": "integer"}}}
+    reply = '{ "post": "Good idea.\n[Narrator] Day 2\t", "stance" :3}'
+    assert parse_reply(reply, schema) == ({"post": "Good idea.\n[Narrator] Day 2\t",
+                                           "stance": 3}, "")
+    parsed, error = parse_reply('{"post": "cut off', schema)
+    assert parsed is None and error.startswith("invalid JSON: Unterminated string")
+
+
 def test_validator_reports_each_violation() -> None:
     bad = {"name": "a", "price": 3, "qty": True, "ok": 1, "tags": ["z"], "inner": {}, "x": 0}
     assert validate(bad, RICH_SCHEMA) == [

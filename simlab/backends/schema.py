@@ -87,10 +87,12 @@ def parse_reply(text: str, schema: dict[str, Any]) -> tuple[Any, str]:
     """Parse a model's structured reply: ``(parsed, "")`` or ``(None, error)``.
 
     Errors start with ``"invalid JSON: "`` or ``"schema: "`` so failure tables can group
-    them; the caller keeps the raw text alongside.
+    them; the caller keeps the raw text alongside. A raw line break or tab inside a JSON
+    string (small models under a grammar write them) is read as that character
+    (``strict=False``), not failed: the value is unambiguous.
     """
     try:
-        value = json.loads(text)
+        value = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc}"
     problems = validate(value, schema)
