@@ -18,17 +18,32 @@ from matplotlib.ticker import MaxNLocator
 from simlab.analysis.compare import t_interval
 
 
+def _grid(n: int, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+    """Up to four small panels a row for ``n`` metrics; spare panels hidden."""
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> Path | None:
     """One small bar chart per metric: groups' means with 95% CI error bars."""
     metrics = [m for m in metrics if m in set(summary["metric"])]
     if not metrics:
         return None
-    cols = min(4, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _grid(len(metrics), 2.6)
     groups = summary["group"].unique(maintain_order=True).to_list()
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, m in zip(axes.flat, metrics, strict=False):
+    for ax, m in zip(axes, metrics, strict=True):
         s = summary.filter(pl.col("metric") == m)
         mean = s["mean"].fill_null(np.nan).to_numpy()
         lo = s["ci_low"].fill_null(np.nan).to_numpy()
@@ -41,12 +56,7 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
         ax.set_xticks(x, [str(g) for g in s["group"]], rotation=20, ha="right", fontsize=7)
         ax.set_title(m, fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _band(ax: plt.Axes, t: pl.DataFrame, value: str, x: str, group_col: str) -> None:
@@ -72,10 +82,7 @@ def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def series_grid(df: pl.DataFrame, metrics: Sequence[str], x: str, group_col: str,
@@ -84,21 +91,14 @@ def series_grid(df: pl.DataFrame, metrics: Sequence[str], x: str, group_col: str
     metrics = [m for m in metrics if df[m].drop_nulls().len()]
     if not metrics:
         return None
-    cols = min(4, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
-    for ax, m in zip(axes.flat, metrics, strict=False):
+    fig, axes = _grid(len(metrics), 2.5)
+    for ax, m in zip(axes, metrics, strict=True):
         _band(ax, df, m, x, group_col)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(m, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    axes[0].legend(fontsize=6)
+    return _save(fig, path)
 
 
 def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
@@ -124,10 +124,7 @@ def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
     ax.set_ylabel("MRR@K")
     ax.set_title("Adherence: persona retrieval", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def length_hist(turns: pl.DataFrame, reference: np.ndarray | None, path: Path) -> Path | None:
@@ -147,7 +144,4 @@ def length_hist(turns: pl.DataFrame, reference: np.ndarray | None, path: Path) -
     ax.set_ylabel("density")
     ax.set_title("Turn lengths", fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
