@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,3 +131,25 @@ def with_ci(summary: pl.DataFrame) -> pl.DataFrame:
                                               f"[{fmt(s['ci_low'])}, {fmt(s['ci_high'])}]"
                                               f" (n={s['n']})", return_dtype=pl.String))
     return cell.pivot(on="group", index="metric", values="cell", maintain_order=True)
+
+
+def add_comparison(rep: Report, df: pl.DataFrame, metrics: Sequence[str], *, root: Path,
+                   figure: Path | None = None, caption: str = "", group_col: str = "group",
+                   clip: bool = True) -> pl.DataFrame:
+    """Groups side by side: mean and 95% interval per metric and group, the Welch
+    difference when there are two groups, and (with ``figure``) bars; returns the
+    summary. Shared by the headline comparison and the scenario tables."""
+    from simlab.analysis.compare import compare_pair, summarize_groups
+
+    summary = summarize_groups(df, metrics, group_col=group_col, clip=clip)
+    rep.table(with_ci(summary), max_rows=100)
+    groups = df[group_col].unique(maintain_order=True).to_list()
+    if len(groups) == 2:
+        a, b = groups
+        rep.para(f"Difference {b} − {a} per metric (Welch 95% interval, two-sided p):")
+        rep.table(compare_pair(df, metrics, a, b, group_col=group_col), max_rows=100)
+    if figure is not None:
+        from simlab.analysis.plots import headline_bars
+
+        rep.figure(headline_bars, summary, metrics, figure, caption=caption, root=root)
+    return summary

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from simlab.analysis.compare import compare_pair, summarize_groups
-from simlab.analysis.report import Report, with_ci
+from simlab.analysis.report import Report, add_comparison
 
 #: Numeric columns that identify or count rather than measure.
 ID_COLUMNS = frozenset({"episode_index", "seed", "run_seed", "tick", "year", "wave", "n_ticks",
@@ -52,7 +51,7 @@ def table_shape(df: pl.DataFrame) -> str:
 def scenario_section(rep: Report, tables: Mapping[str, pl.DataFrame], fig_dir: Path,
                      root: Path) -> None:
     """Add the comparisons, time series and remaining tables to ``rep``."""
-    from simlab.analysis.plots import headline_bars, series_grid
+    from simlab.analysis.plots import series_grid
 
     for name, df in tables.items():
         rep.heading(name, level=3)
@@ -60,17 +59,11 @@ def scenario_section(rep: Report, tables: Mapping[str, pl.DataFrame], fig_dir: P
         metrics = metric_columns(df)
         groups = df[col].unique(maintain_order=True).to_list() if col in df.columns else []
         if shape == "episode" and metrics:
-            # a scenario's own metrics: their ranges are the scenario's, not clipped here
-            summary = summarize_groups(df, metrics, group_col=col, clip=False)
             rep.para(f"Per group: mean and 95% interval over episodes ({df.height} episodes).")
-            rep.table(with_ci(summary), max_rows=100)
-            if len(groups) == 2:
-                a, b = groups
-                rep.para(f"Difference {b} − {a} (Welch 95% interval, two-sided p):")
-                rep.table(compare_pair(df, metrics, a, b, group_col=col), max_rows=100)
-            if len(groups) > 1:
-                rep.figure(headline_bars, summary, metrics, fig_dir / f"{name}.png",
-                           caption=f"{name}: metrics by group (95% CI)", root=root)
+            # a scenario's own metrics: their ranges are the scenario's, not clipped here
+            add_comparison(rep, df, metrics, root=root, group_col=col, clip=False,
+                           figure=fig_dir / f"{name}.png" if len(groups) > 1 else None,
+                           caption=f"{name}: metrics by group (95% CI)")
         elif shape == "tick" and metrics:
             shown = [m for m in metrics if not m.startswith("n_")][:MAX_SERIES]  # no counters
             rep.para(f"Over time per group: mean over episodes with a 95% band "

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 
 from simlab.analysis.analyze import Analysis, group_auc
-from simlab.analysis.compare import compare_pair, summarize_groups
-from simlab.analysis.report import Report, with_ci
+from simlab.analysis.compare import summarize_groups
+from simlab.analysis.report import Report, add_comparison, with_ci
 from simlab.analysis.scenario_report import scenario_section
 
 #: Episode-level metrics in the headline comparison, in reading order.
@@ -88,7 +88,7 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
     head = headline_metrics(an.episodes)
     fig = out / "plots"
     if head:
-        _headline(rep, an, head, groups, fig)
+        _headline(rep, an, head, fig)
     if an.turns.height:
         _text_metrics(rep, an, fig)
     else:
@@ -119,17 +119,10 @@ def build_report(an: Analysis, make_plots: bool = True) -> Report:
     return rep
 
 
-def _headline(rep: Report, an: Analysis, head: list[str], groups: list[str],
-              fig: Path) -> None:
-    summary = summarize_groups(an.episodes, head)
+def _headline(rep: Report, an: Analysis, head: list[str], fig: Path) -> None:
     rep.heading("Headline comparison")
-    rep.table(with_ci(summary), max_rows=100)
-    if len(groups) == 2:
-        a, b = groups
-        rep.para(f"Difference {b} − {a} per metric (Welch 95% interval, two-sided p):")
-        rep.table(compare_pair(an.episodes, head, a, b), max_rows=100)
-    rep.figure(_plot("headline_bars"), summary, head, fig / "headline.png",
-               caption="Episode-level metrics by group (95% CI)", root=an.out)
+    add_comparison(rep, an.episodes, head, root=an.out, figure=fig / "headline.png",
+                   caption="Episode-level metrics by group (95% CI)")
 
 
 def _text_metrics(rep: Report, an: Analysis, fig: Path) -> None:
