@@ -270,3 +270,28 @@ def test_per_request_failure_is_recorded(backend) -> None:
     bad, good = backend.generate([too_long, ask("Hi", max_tokens=2, seed=0)])
     assert bad.error and bad.text == "" and bad.finish_reason == "error"
     assert good.ok
+
+
+@pytest.mark.embedded
+def test_models_are_freed_at_exit_before_teardown() -> None:
+    """Shared models are closed by simlab's atexit hook, not left to ``Llama.__del__``.
+
+    At teardown llama_cpp's globals are already None, so a model freed by garbage
+    collection prints a TypeError traceback and can segfault a run that succeeded.
+    The probe handler is registered first, so (atexit being LIFO) it runs after
+    simlab's hook and sees whether the model was freed in time.
+    """
+    code = (
+        "import atexit, sys\n"
+        "state = {}\n"
+        "def probe():\n"
+        "    freed = state['slot'].llm._model.model is None\n"
+        "    sys.stdout.write('freed' if freed else 'alive'); sys.stdout.flush()\n"
+        "atexit.register(probe)\n"
+        "from simlab.backends.llamacpp import default_model_path, load_model\n"
+        "state['slot'], _ = load_model(default_model_path(), 256, 1, 32)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "freed"
+    assert "Exception ignored" not in done.stderr

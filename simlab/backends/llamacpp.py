@@ -8,6 +8,7 @@ same agent's growing egocentric view) reuse llama.cpp's KV cache. Prompts are bu
 
 from __future__ import annotations
 
+import atexit
 import importlib.resources
 import importlib.util
 import json
@@ -43,6 +44,29 @@ class _Slot:
 
 _SLOTS: dict[tuple[str, int, int, int], _Slot] = {}
 _SLOTS_LOCK = threading.Lock()
+
+
+def free_models() -> None:
+    """Free every shared model now, while llama_cpp's module globals still exist.
+
+    Left to garbage collection at interpreter teardown, ``Llama.__del__`` runs after
+    those globals are cleared: it prints a ``TypeError`` traceback and can segfault
+    the process *after* a successful run, turning a green test session into exit 139.
+    A slot busy in another thread past the timeout is left alone rather than freed
+    under it.
+    """
+    with _SLOTS_LOCK:
+        slots = list(_SLOTS.values())
+        _SLOTS.clear()
+    for slot in slots:
+        if slot.lock.acquire(timeout=5.0):
+            try:
+                slot.llm.close()
+            finally:
+                slot.lock.release()
+
+
+atexit.register(free_models)
 
 
 def default_model_path() -> Path:
