@@ -15,6 +15,8 @@ from simlab.analysis.compare import (
     find_runs,
     group_labels,
     metric_range,
+    pair_key,
+    paired,
     summarize_groups,
     t_interval,
     welch,
@@ -97,3 +99,58 @@ def test_group_summary_and_pair_tables():
     assert s["n"].to_list() == [3, 3]
     pair = compare_pair(ep, ["m"], "a", "b")
     assert pair["diff"].to_list() == [2.0]
+    assert pair["test"].to_list() == ["Welch"] and pair["n"].to_list() == [6]
+
+
+def test_paired_difference_by_hand():
+    # differences b - a: 1, 2, 3 -> mean 2, s = 1, half = t(0.975, 2) / sqrt(3)
+    d, lo, hi, p, n = paired([1.0, 2.0, 3.0, None], [2.0, 4.0, 6.0, 9.0])
+    half = 4.302653 / math.sqrt(3)
+    assert (d, n) == (2.0, 3)
+    assert (lo, hi) == (pytest.approx(2 - half, abs=1e-5), pytest.approx(2 + half, abs=1e-5))
+    assert p == pytest.approx(stats.ttest_rel([2, 4, 6], [1, 2, 3]).pvalue)
+    assert paired([1.0, 2.0], [2.0, 3.0])[:4] == (1.0, 1.0, 1.0, 0.0)  # constant shift
+    assert math.isnan(paired([1.0], [2.0])[1])
+
+
+def test_episodes_matched_on_seed_are_compared_paired():
+    # seeds listed in a different order per group; b = a + 1 + small noise
+    ep = pl.DataFrame({"group": ["a"] * 3 + ["b"] * 3, "episode_seed": [7, 8, 9, 9, 7, 8],
+                       "m": [10.0, 20.0, 30.0, 31.5, 10.5, 21.0]})
+    assert pair_key(ep, "a", "b") == "episode_seed"
+    row = compare_pair(ep, ["m"], "a", "b").row(0, named=True)
+    # pairs (10, 10.5), (20, 21), (30, 31.5): differences 0.5, 1, 1.5 -> mean 1, s = 0.5
+    assert (row["test"], row["n"], row["diff"]) == ("paired t", 3, pytest.approx(1.0))
+    assert row["ci_high"] - row["diff"] == pytest.approx(4.302653 * 0.5 / math.sqrt(3))
+    welch_row = compare_pair(ep, ["m"], "a", "b", pair=False).row(0, named=True)
+    assert welch_row["test"] == "Welch" and welch_row["p"] > 0.5 > row["p"]
+
+
+@pytest.mark.parametrize("seeds", [
+    [7, 8, 9, 7, 8, 10],  # a seed in one group only
+    [7, 7, 9, 7, 7, 9],   # replicates share a seed within a group
+    [7, 8, None, 7, 8, None],  # a missing seed
+])
+def test_unmatched_episodes_fall_back_to_welch(seeds):
+    ep = pl.DataFrame({"group": ["a"] * 3 + ["b"] * 3, "seed": seeds,
+                       "m": [1.0, 2.0, 3.0, 2.0, 3.0, 4.0]})
+    assert pair_key(ep, "a", "b") is None
+    assert compare_pair(ep, ["m"], "a", "b")["test"].to_list() == ["Welch"]
+
+
+def test_per_turn_bands_are_clipped_to_the_metric_range():
+    import matplotlib.pyplot as plt
+
+    from simlab.analysis.plots import _band
+
+    # two values per turn spread wide: the raw t-interval of the mean reaches past ±1
+    t = pl.DataFrame({"group": ["g"] * 4, "turn": [0, 0, 1, 1],
+                      "drift_rel": [-0.9, 0.9, 0.95, 0.99], "words": [-0.9, 0.9, 0.95, 0.99]})
+    assert t_interval([-0.9, 0.9])[1] < -1
+    fig, (a, b) = plt.subplots(1, 2)
+    _band(a, t, "drift_rel", "turn", "group", clip=True)
+    _band(b, t, "words", "turn", "group", clip=True)  # unknown metric: unbounded
+    ys = [ax.collections[0].get_paths()[0].vertices[:, 1] for ax in (a, b)]
+    plt.close(fig)
+    assert ys[0].min() == -1.0 and ys[0].max() == 1.0
+    assert ys[1].min() < -1

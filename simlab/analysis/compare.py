@@ -4,8 +4,15 @@ Runs of a sweep differ in a few config keys (``projection.name``, ``backend.mode
 and in the seed. Runs are grouped by the keys whose values differ between them, seeds
 excepted (seeds are replicates), so ``projection=egocentric,concat`` × 3 seeds gives two
 groups of three runs. Each group's episode-level values are summarised by their mean
-and a Student-t 95% interval; two groups by the difference of means with a Welch
-interval and p-value (``scipy.stats.ttest_ind(equal_var=False)``).
+and a Student-t 95% interval; two groups by the difference of means.
+
+The difference is *paired* where the design allows it. Runs with the same seed draw the
+same episode seeds, hence the same personas, situations and per-call seeds (common
+random numbers), so the two groups' episodes match one to one on their episode seed and
+only the swept factor differs. Then the difference is a paired t-interval over matched
+episodes (``scipy.stats.ttest_rel``), which removes the between-episode variance that a
+Welch interval (``scipy.stats.ttest_ind(equal_var=False)``) keeps. Where the episodes do
+not match one to one, Welch is used; the table's ``test`` column says which.
 """
 
 from __future__ import annotations
@@ -146,7 +153,49 @@ def welch(a: Iterable[float], b: Iterable[float],
 #: t-interval of a rare rate would otherwise reach below 0).
 UNIT_METRICS = frozenset({"consistency", "distinct_1", "distinct_2", "repetition",
                           "turn_balance", "question_rate", "echo_rate", "failure_rate"})
-SIGNED_UNIT_METRICS = frozenset({"drift_level", "consistency_margin"})
+SIGNED_UNIT_METRICS = frozenset({"drift_level", "drift_rel", "consistency_margin",
+                                 "echo_margin"})
+
+
+def paired(a: Sequence[float | None], b: Sequence[float | None],
+           level: float = 0.95) -> tuple[float, float, float, float, int]:
+    """(mean(b - a), low, high, p, n) over pairs where both values are finite."""
+    x = np.asarray([math.nan if v is None else v for v in a], float)
+    y = np.asarray([math.nan if v is None else v for v in b], float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    d = y[ok] - x[ok]
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else math.nan), math.nan, math.nan, math.nan, n
+    mean, lo, hi, _ = t_interval(d, level)
+    if d.std(ddof=1) == 0:
+        return mean, mean, mean, (1.0 if mean == 0 else 0.0), n
+    return mean, lo, hi, float(stats.ttest_rel(y[ok], x[ok]).pvalue), n
+
+
+#: Columns that identify an episode's random draws, best first: the analysis episode
+#: table's ``episode_seed``, a scenario table's ``seed`` (also the episode seed).
+PAIR_KEYS = ("episode_seed", "seed")
+
+
+def pair_key(episodes: pl.DataFrame, a: str, b: str, group_col: str = "group") -> str | None:
+    """The column that matches groups ``a`` and ``b`` one to one, or None.
+
+    Matched means: no missing keys, no key twice within a group, the same key set in
+    both, and at least two pairs. Anything less (replicates sharing a seed, a seed run
+    in one group only) falls back to an unpaired comparison rather than guess.
+    """
+    key = next((k for k in PAIR_KEYS if k in episodes.columns), None)
+    if key is None:
+        return None
+    ka = episodes.filter(pl.col(group_col) == a)[key]
+    kb = episodes.filter(pl.col(group_col) == b)[key]
+    for k in (ka, kb):
+        if k.null_count() or k.n_unique() != k.len():
+            return None
+    if ka.len() < 2 or set(ka.to_list()) != set(kb.to_list()):
+        return None
+    return key
 
 
 def metric_range(metric: str) -> tuple[float, float]:
@@ -182,16 +231,30 @@ def summarize_groups(episodes: pl.DataFrame, metrics: Sequence[str],
 
 
 def compare_pair(episodes: pl.DataFrame, metrics: Sequence[str], a: str, b: str,
-                 group_col: str = "group") -> pl.DataFrame:
-    """Per metric: ``b - a`` with a Welch 95% interval and p-value."""
+                 group_col: str = "group", pair: bool = True) -> pl.DataFrame:
+    """Per metric: ``b - a`` with a 95% interval, p-value, n and the test used: paired
+    over episodes matched on their seed where :func:`pair_key` finds a matching (and
+    ``pair``), else Welch (n then counts both groups' values)."""
     rows = []
+    key = pair_key(episodes, a, b, group_col) if pair else None
     ea = episodes.filter(pl.col(group_col) == a)
     eb = episodes.filter(pl.col(group_col) == b)
+    if key is not None:
+        eb = ea.select(key).join(eb, on=key, how="left", maintain_order="left")
     for m in metrics:
         if m not in episodes.columns:
             continue
-        d, lo, hi, p = welch(ea[m].cast(pl.Float64).to_list(), eb[m].cast(pl.Float64).to_list())
-        rows.append({"metric": m, "diff": d, "ci_low": lo, "ci_high": hi, "p": p})
+        va, vb = ea[m].cast(pl.Float64).to_list(), eb[m].cast(pl.Float64).to_list()
+        if key is not None:
+            d, lo, hi, p, n = paired(va, vb)
+            test = "paired t"
+        else:
+            d, lo, hi, p = welch(va, vb)
+            n = sum(v is not None and math.isfinite(v) for v in va + vb)
+            test = "Welch"
+        rows.append({"metric": m, "diff": d, "ci_low": lo, "ci_high": hi, "p": p, "n": n,
+                     "test": test})
     return pl.DataFrame(rows, schema={"metric": pl.String, "diff": pl.Float64,
                                       "ci_low": pl.Float64, "ci_high": pl.Float64,
-                                      "p": pl.Float64}, nan_to_null=True)
+                                      "p": pl.Float64, "n": pl.Int64, "test": pl.String},
+                        nan_to_null=True)

@@ -191,9 +191,12 @@ def _episodes(run: RunTables, turns: pl.DataFrame, agents: pl.DataFrame,
                    turns.group_by("episode_id").agg(mean_turn_words=pl.col("n_words").mean()),
                    on="episode_id", how="left")):
         per = per.join(df, on="episode_id", how="left", maintain_order="left")
-    ep = run.episodes.select("episode_id", *[c for c in ("scenario", "termination_reason",
-                                                         "n_failures")
-                                             if c in run.episodes.columns])
+    cols = run.episodes.columns
+    # the episode seed identifies an episode's random draws across runs of a sweep, so
+    # comparisons can pair episodes (simlab.analysis.compare.pair_key)
+    ep = run.episodes.select("episode_id", *(["seed"] if "seed" in cols else []),
+                             *[c for c in ("scenario", "termination_reason", "n_failures")
+                               if c in cols]).rename({"seed": "episode_seed"}, strict=False)
     # every stored episode gets a row, even one with no utterances
     out = ep.join(per, on="episode_id", how="left", maintain_order="left")
     if "n_failures" in out.columns:

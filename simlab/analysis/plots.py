@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from matplotlib.ticker import MaxNLocator
 
-from simlab.analysis.compare import t_interval
+from simlab.analysis.compare import metric_range, t_interval
 
 
 def _grid(n: int, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -59,15 +59,18 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
     return _save(fig, path)
 
 
-def _band(ax: plt.Axes, t: pl.DataFrame, value: str, x: str, group_col: str) -> None:
-    """Per group: the mean of ``value`` at each ``x`` and its 95% t-interval band."""
+def _band(ax: plt.Axes, t: pl.DataFrame, value: str, x: str, group_col: str,
+          clip: bool = False) -> None:
+    """Per group: the mean of ``value`` at each ``x`` and its 95% t-interval band, with
+    ``clip`` clipped to the metric's range (:func:`metric_range`)."""
+    low, high = metric_range(value) if clip else (-np.inf, np.inf)
     t = t.filter(pl.col(value).is_not_null())
     for g in t[group_col].unique(maintain_order=True).to_list():
         sub = t.filter(pl.col(group_col) == g).group_by(x).agg(pl.col(value)).sort(x)
         stats = [t_interval(v) for v in sub[value].to_list()]
         ax.plot(sub[x].to_numpy(), [s[0] for s in stats], marker="o", ms=3, label=str(g))
-        ax.fill_between(sub[x].to_numpy(), [s[1] for s in stats], [s[2] for s in stats],
-                        alpha=0.2)
+        ax.fill_between(sub[x].to_numpy(), np.clip([s[1] for s in stats], low, high),
+                        np.clip([s[2] for s in stats], low, high), alpha=0.2)
 
 
 def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
@@ -76,7 +79,7 @@ def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
     if turns.filter(pl.col(value).is_not_null()).is_empty():
         return None
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    _band(ax, turns, value, x, "group")
+    _band(ax, turns, value, x, "group", clip=True)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(ylabel)

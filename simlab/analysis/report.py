@@ -136,17 +136,21 @@ def with_ci(summary: pl.DataFrame) -> pl.DataFrame:
 def add_comparison(rep: Report, df: pl.DataFrame, metrics: Sequence[str], *, root: Path,
                    figure: Path | None = None, caption: str = "", group_col: str = "group",
                    clip: bool = True) -> pl.DataFrame:
-    """Groups side by side: mean and 95% interval per metric and group, the Welch
-    difference when there are two groups, and (with ``figure``) bars; returns the
-    summary. Shared by the headline comparison and the scenario tables."""
-    from simlab.analysis.compare import compare_pair, summarize_groups
+    """Groups side by side: mean and 95% interval per metric and group, the difference
+    (paired where episodes match on their seed, else Welch) when there are two groups,
+    and (with ``figure``) bars; returns the summary. Shared by the headline comparison
+    and the scenario tables."""
+    from simlab.analysis.compare import compare_pair, pair_key, summarize_groups
 
     summary = summarize_groups(df, metrics, group_col=group_col, clip=clip)
     rep.table(with_ci(summary), max_rows=100)
     groups = df[group_col].unique(maintain_order=True).to_list()
     if len(groups) == 2:
         a, b = groups
-        rep.para(f"Difference {b} − {a} per metric (Welch 95% interval, two-sided p):")
+        key = pair_key(df, a, b, group_col)
+        how = (f"paired t over episodes matched on `{key}`: same personas, situations and "
+               "call seeds in both groups" if key else "Welch, unpaired")
+        rep.para(f"Difference {b} − {a} per metric ({how}; 95% interval, two-sided p):")
         rep.table(compare_pair(df, metrics, a, b, group_col=group_col), max_rows=100)
     if figure is not None:
         from simlab.analysis.plots import headline_bars

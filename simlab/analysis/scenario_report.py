@@ -5,7 +5,7 @@ A scenario's summaries follow two shapes, and each gets the comparison its users
 
 - one row per episode (``economy``, ``opinion``, ``auction``): every numeric column's
   mean and 95% interval per group over episodes, as the headline comparison does, with
-  Welch differences when there are two groups;
+  differences when there are two groups (paired on the episode seed where it matches);
 - one row per episode and ``tick`` (``economy_ticks``, ``opinion_ticks``): each metric
   over time per group, the mean over episodes with a 95% band.
 
