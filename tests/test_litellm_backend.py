@@ -304,3 +304,37 @@ def test_cli_run_against_real_llama_cpp_server(tmp_path):
     assert set(said["backend"]) == {"litellm"}
     assert all(len(t.split()) >= 1 for t in said["content"])
     assert (said["completion_tokens"] > 0).all() and (said["prompt_tokens"] > 20).all()
+
+
+def test_importing_simlab_keeps_litellm_offline() -> None:
+    """After ``import simlab``, importing litellm (from anywhere) fetches no price map and
+    leaves no retry thread that could outlive the interpreter (it crashed a CI run)."""
+    code = "import threading, simlab, litellm; print([t.name for t in threading.enumerate()])"
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['MainThread']"
+    assert "model cost map" not in done.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_backend_loop_is_stopped_at_exit(fake, transport) -> None:
+    """simlab's atexit hook stops the shared loop thread (and uvloop's executor threads)
+    before teardown; the probe, registered first, runs after it (atexit is LIFO)."""
+    code = (
+        "import atexit, sys, threading\n"
+        "def probe():\n"
+        "    print(sorted(t.name for t in threading.enumerate()))\n"
+        "atexit.register(probe)\n"
+        "from simlab.backends.base import ChatRequest, Message\n"
+        "from simlab.backends.litellm_backend import LiteLLMBackend\n"
+        f"b = LiteLLMBackend('openai/fake', api_base={fake!r}, transport={transport!r})\n"
+        "(r,) = b.generate([ChatRequest(messages=(Message('user', 'hi'),))])\n"
+        "assert r.ok, r.error\n"
+        "assert 'simlab-lm' in [t.name for t in threading.enumerate()]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['MainThread']"

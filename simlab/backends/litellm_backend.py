@@ -18,6 +18,7 @@ never stored, described or logged.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import gc
 import json
@@ -88,6 +89,34 @@ def shared_loop() -> asyncio.AbstractEventLoop:
             thread.start()
             _LOOP = (os.getpid(), loop, thread)
         return _LOOP[1]
+
+
+def stop_shared_loop(timeout: float = 5.0) -> None:
+    """Stop the backend loop and its executor threads before interpreter teardown.
+
+    Left running, the daemon loop thread (and uvloop's resolver threads) are still in C
+    code while the interpreter finalizes, an exit-time crash risk for a run that has
+    already finished. Registered with ``atexit`` (a no-op when no loop was made); a
+    later :func:`shared_loop` call starts a fresh one.
+    """
+    global _LOOP
+    with _LOOP_LOCK:
+        entry, _LOOP = _LOOP, None
+    if entry is None or entry[0] != os.getpid():
+        return
+    _, loop, thread = entry
+    if thread.is_alive():
+        with contextlib.suppress(RuntimeError):  # already closed
+            fut = asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+    if not thread.is_alive() and not loop.is_closed():
+        loop.close()
+
+
+atexit.register(stop_shared_loop)
 
 
 class ReplyError(RuntimeError):
