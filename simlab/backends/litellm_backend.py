@@ -44,9 +44,8 @@ _NO_KEY = "no-key"  # custom servers get this, never an unrelated key from the e
 
 
 def _litellm() -> Any:
-    """Import litellm quietly: bundled price table (no fetch), no debug output, no retries."""
-    # Without this, importing litellm tries to download its price map (≈10 s offline).
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    """Import litellm quietly: no debug output, no retries (``import simlab`` has already
+    set ``LITELLM_LOCAL_MODEL_COST_MAP``, so the bundled price table is used, no fetch)."""
     import litellm
 
     if not getattr(litellm, "_simlab_configured", False):
