@@ -32,6 +32,12 @@ class ProjectionName(Enum):
     concat = "concat"
 
 
+class CpuRepack(Enum):
+    auto = "auto"  # off where the CPU reports AMX (llama.cpp's AMX kernels crash there)
+    on = "on"
+    off = "off"
+
+
 class PopulationKind(Enum):
     curated = "curated"
     file = "file"
@@ -77,6 +83,7 @@ class LlamaCppConfig(BackendConfig):
     repeat_penalty: float = 1.2
     top_k: int = 40
     min_p: float = 0.05
+    cpu_repack: CpuRepack = CpuRepack.auto  # llama.cpp weight repacking (simlab.backends.cpu)
 
 
 @dataclass
@@ -166,6 +173,7 @@ class RunConfig:
     seed: int = 0
     episodes: int = 3
     progress: bool = True
+    max_failed_episodes: int = 3  # consecutive backend-failed episodes before the run stops
     scenario: Any = MISSING
     backend: Any = MISSING
     population: PopulationConfig = field(default_factory=PopulationConfig)

@@ -276,8 +276,9 @@ def test_cli_run_against_real_llama_cpp_server(tmp_path):
     port = _free_port()
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+        [sys.executable, "-m", "simlab.backends.llamacpp_server",
+         "--model", str(default_model_path()), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

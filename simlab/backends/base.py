@@ -83,6 +83,9 @@ class ChatResponse:
     cost_usd: float = 0.0  # provider price of this call where known (litellm), else 0
     transient: bool = False  # the error is worth retrying (timeout, 429, 5xx, connection)
     cached: bool = False  # served from a response cache; no model was called
+    # The backend itself is unusable (bad key, no such model or route: HTTP 401/403/404):
+    # no later request can succeed, so the run stops instead of recording failures.
+    fatal: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -98,6 +101,10 @@ class ChatResponse:
 
 class BackendError(RuntimeError):
     """A backend could not be built or used (bad config, missing extra, missing model)."""
+
+
+class BackendUnusable(BackendError):
+    """A response said the backend cannot serve any request (``ChatResponse.fatal``)."""
 
 
 class Backend(ABC):
@@ -117,6 +124,15 @@ class Backend(ABC):
 
     def describe(self) -> dict[str, Any]:
         """Manifest entry: never include secrets here."""
+        return {"backend": self.name, "model": self.model_id}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Every setting that shapes a reply besides the request itself (never a secret).
+
+        Part of the response cache's key, so two servers that serve the same model name,
+        another GGUF file with the same name, or another sampler setting never share
+        cached replies. Backends with such settings extend this.
+        """
         return {"backend": self.name, "model": self.model_id}
 
     def stats(self) -> dict[str, Any]:

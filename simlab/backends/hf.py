@@ -215,6 +215,13 @@ class TransformersBackend(Backend):
         info |= {"batch_size": self.batch_size, "torch": self._torch.__version__}
         return {**super().describe(), **info, "transformers": self._transformers.__version__}
 
+    def fingerprint(self) -> dict[str, Any]:
+        from simlab.backends.fingerprint import file_identity
+
+        files = {"model": file_identity(self.model), "gguf": file_identity(self.gguf_file)}
+        dtype = str(self._loaded.model.dtype).split(".")[-1]
+        return {**super().fingerprint(), **files, "dtype": dtype, "seed": self.seed}
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         out: list[ChatResponse | None] = [None] * len(requests)
         groups: dict[tuple[int, float, float], list[_Item]] = {}

@@ -140,6 +140,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (TimeoutError, ConnectionError, ClientError, ReplyError))
 
 
+#: HTTP statuses that say the endpoint will refuse every call: bad or missing key,
+#: no permission, no such model or route.
+FATAL_STATUSES = frozenset({401, 403, 404})
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether no later call can succeed either (the run should stop, not go on)."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status in FATAL_STATUSES
+    lt = _litellm()
+    return isinstance(exc, (lt.AuthenticationError, lt.PermissionDeniedError,
+                            lt.NotFoundError))
+
+
 class LiteLLMBackend(Backend):
     """Any litellm model string, e.g. ``openai/gpt-4o-mini`` or ``hosted_vllm/llama``.
 
@@ -207,6 +222,13 @@ class LiteLLMBackend(Backend):
                  for k, v in self.extra.items()}
         return {**super().describe(), **{f: getattr(self, f) for f in fields}, "extra": extra}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Model, endpoint and pass-through arguments: two servers serving one model name
+        give different replies. Secret-looking ``extra`` keys are left out, not hashed."""
+        extra = {k: v for k, v in self.extra.items()
+                 if not any(w in k.lower() for w in _SECRETISH)}
+        return {**super().fingerprint(), "api_base": self.api_base, "extra": extra}
+
     def _key(self) -> str | None:
         if self.api_key_env is None:
             return _NO_KEY if self.api_base else None
@@ -222,7 +244,8 @@ class LiteLLMBackend(Backend):
         try:
             key = self._key()
         except BackendError as exc:
-            return [ChatResponse(text="", error=str(exc), model=self.model) for _ in requests]
+            return [ChatResponse(text="", error=str(exc), model=self.model, fatal=True)
+                    for _ in requests]
         batch = self._batch(list(requests), key)
         return asyncio.run_coroutine_threadsafe(batch, self._loop).result()
 
@@ -234,7 +257,8 @@ class LiteLLMBackend(Backend):
                 head = self._pool.request_head("/chat/completions", auth)
             except ValueError:  # a line break in the key: it would split the header
                 error = f"backend.api_key_env: the value of {self.api_key_env} has a line break"
-                return [ChatResponse(text="", error=error, model=self.model) for _ in requests]
+                return [ChatResponse(text="", error=error, model=self.model, fatal=True)
+                        for _ in requests]
         out: list[Any] = [None] * len(requests)
         todo = iter(range(len(requests)))
 
@@ -272,7 +296,8 @@ class LiteLLMBackend(Backend):
                 if key and key != _NO_KEY:
                     message = message.replace(key, "***")
                 return ChatResponse(text="", error=message, transient=is_transient(exc),
-                                    latency_s=time.perf_counter() - start, model=self.model)
+                                    fatal=is_fatal(exc), latency_s=time.perf_counter() - start,
+                                    model=self.model)
             latency = time.perf_counter() - start
         if limited:
             self._limiter.settle(estimate, prompt_tokens + completion_tokens)

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
+from simlab.backends.cpu import decide_repack
+from simlab.backends.fingerprint import file_identity
+from simlab.backends.llamacpp_adapter import loaded_extra_bufts, model_params
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
 
@@ -42,7 +45,7 @@ class _Slot:
     batched: int = 0
 
 
-_SLOTS: dict[tuple[str, int, int, int], _Slot] = {}
+_SLOTS: dict[tuple[str, int, int, int, bool], _Slot] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
@@ -66,7 +69,16 @@ def free_models() -> None:
                 slot.lock.release()
 
 
-atexit.register(free_models)
+_HOOKED = False
+
+
+def _register_exit_hook() -> None:
+    """Register :func:`free_models` with ``atexit`` once, at the first model load (an
+    import registers nothing)."""
+    global _HOOKED
+    if not _HOOKED:
+        atexit.register(free_models)
+        _HOOKED = True
 
 
 def default_model_path() -> Path:
@@ -107,27 +119,35 @@ def _import_llama_cpp() -> Any:
 
 
 def load_model(
-    path: Path, n_ctx: int, n_threads: int, n_batch: int, verbose: bool = False
+    path: Path, n_ctx: int, n_threads: int, n_batch: int, verbose: bool = False,
+    use_extra_bufts: bool = True,
 ) -> tuple[_Slot, float]:
-    """Load (or reuse) a ``Llama`` for these settings; returns it and seconds spent loading."""
-    key = (str(path.resolve()), n_ctx, n_threads, n_batch)
+    """Load (or reuse) a ``Llama`` for these settings; returns it and seconds spent loading.
+
+    ``use_extra_bufts=False`` loads without llama.cpp's weight repacking
+    (:mod:`simlab.backends.cpu` says when that is needed).
+    """
+    key = (str(path.resolve()), n_ctx, n_threads, n_batch, use_extra_bufts)
     with _SLOTS_LOCK:
         if key in _SLOTS:
             return _SLOTS[key], 0.0
         llama_cpp = _import_llama_cpp()
         start = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                n_batch=n_batch,
-                n_ubatch=n_batch,
-                verbose=verbose,
-            )
+            with model_params(llama_cpp, use_extra_bufts=use_extra_bufts):
+                llm = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    n_batch=n_batch,
+                    n_ubatch=n_batch,
+                    verbose=verbose,
+                )
         except Exception as exc:
             raise BackendError(f"llama.cpp could not load model {path}: {exc}") from exc
+        if not _SLOTS:  # first load: free models before interpreter teardown
+            _register_exit_hook()
         _SLOTS[key] = slot = _Slot(llm)
         return slot, time.perf_counter() - start
 
@@ -187,6 +207,8 @@ class LlamaCppBackend(Backend):
         top_k, min_p, repeat_penalty: sampler settings requests do not carry.
         chat_template: Jinja template to use instead of the GGUF's own.
         reuse_prefix: let consecutive prompts reuse the KV cache of a shared prefix.
+        cpu_repack: ``auto`` (off where the CPU reports AMX, whose repacked kernels crash),
+            ``on`` or ``off``: llama.cpp's weight repacking (see :mod:`simlab.backends.cpu`).
     """
 
     name = "llamacpp"
@@ -204,6 +226,7 @@ class LlamaCppBackend(Backend):
         repeat_penalty: float = 1.0,
         chat_template: str | None = None,
         reuse_prefix: bool = True,
+        cpu_repack: str = "auto",
         verbose: bool = False,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -216,7 +239,13 @@ class LlamaCppBackend(Backend):
         self.seed = seed
         self.sampling = {"top_k": top_k, "min_p": min_p, "repeat_penalty": repeat_penalty}
         self.reuse_prefix = reuse_prefix
-        self._slot, self.load_s = load_model(path, n_ctx, self.n_threads, n_batch, verbose)
+        try:
+            self.repack = decide_repack(cpu_repack)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        self._slot, self.load_s = load_model(path, n_ctx, self.n_threads, n_batch, verbose,
+                                             use_extra_bufts=self.repack.use_extra_bufts)
+        self._chat_template = chat_template
         self._llm = self._slot.llm
         self._template = chat_template_for(self._llm, chat_template)
         self._grammars: dict[str, Any] = {}
@@ -239,8 +268,18 @@ class LlamaCppBackend(Backend):
             "n_threads": self.n_threads,
             "seed": self.seed,
             **self.sampling,
+            **self.repack.describe(),
+            "extra_buffer_types_loaded": loaded_extra_bufts(self._llm),
             "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
         }
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The model file's identity (not its name), the sampler settings, the context
+        size, a template override and the weight layout (repacked kernels round
+        differently)."""
+        return {**super().fingerprint(), "model_file": file_identity(self.model_path),
+                **self.sampling, "n_ctx": self.n_ctx, "chat_template": self._chat_template,
+                "extra_buffer_types": self.repack.use_extra_bufts}
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         with self._slot.lock:

@@ -139,6 +139,13 @@ class VLLMBackend(Backend):
         version = getattr(self._vllm, "__version__", "unknown")
         return {**super().describe(), **self.engine_kwargs, "vllm": version}
 
+    def fingerprint(self) -> dict[str, Any]:
+        from simlab.backends.fingerprint import file_identity
+
+        keep = {k: v for k, v in self.engine_kwargs.items()
+                if k not in ("gpu_memory_utilization", "enable_prefix_caching")}
+        return {**super().fingerprint(), **keep, "model_file": file_identity(self.model)}
+
     def _params(self, request: ChatRequest) -> Any:
         kwargs = sampling_kwargs(request, self.seed)
         if request.json_schema is not None:

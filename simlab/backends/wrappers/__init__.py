@@ -58,6 +58,9 @@ class BackendWrapper(Backend):
     def model_id(self) -> str:
         return self.inner.model_id
 
+    def fingerprint(self) -> dict[str, Any]:
+        return self.inner.fingerprint()
+
     def settings(self) -> dict[str, Any] | None:
         """This wrapper's manifest settings (``None``: nothing worth recording)."""
         return None

@@ -1,7 +1,9 @@
 """Persistent response cache: a warm re-run makes no model calls and never pays twice.
 
-Keys are the SHA-256 of :meth:`ChatRequest.cache_key_material` (model, messages, sampling
-parameters, seed, schema), so any change to what determines the reply is a miss. Values
+Keys are the SHA-256 of the backend's :meth:`~simlab.backends.base.Backend.fingerprint`
+(model, endpoint, model file, sampler settings the backend holds) plus
+:meth:`ChatRequest.cache_key_material` (messages, sampling parameters, seed, schema), so
+any change to what determines the reply is a miss. Values
 are the successful responses as JSON in one SQLite table. SQLite in WAL mode with a busy
 timeout lets several processes share one file without corrupting it. The cache is an
 optimisation: if the database cannot be read or written the call still goes through and
@@ -25,7 +27,7 @@ from simlab.backends.wrappers import BackendWrapper
 log = logging.getLogger(__name__)
 
 #: Bumped when the stored value format changes, so old entries become misses.
-KEY_VERSION = "simlab-cache-v1"
+KEY_VERSION = "simlab-cache-v2"  # v2: the backend fingerprint is in the key
 BUSY_TIMEOUT_S = 30.0
 _CHUNK = 500  # keys per SELECT, well under SQLite's host-parameter limit
 
@@ -82,6 +84,8 @@ class CachedBackend(BackendWrapper):
         self.misses = 0
         self.stored = 0
         self._lock = threading.Lock()
+        self._fingerprint = json.dumps(inner.fingerprint(), sort_keys=True, ensure_ascii=False,
+                                       default=str)
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -110,7 +114,8 @@ class CachedBackend(BackendWrapper):
 
     def key_for(self, request: ChatRequest) -> str:
         """Cache key of ``request`` for this backend's model."""
-        material = f"{KEY_VERSION}\n{request.cache_key_material(self.model_id)}"
+        material = (f"{KEY_VERSION}\n{self._fingerprint}\n"
+                    f"{request.cache_key_material(self.model_id)}")
         return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
     def settings(self) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""Where simlab reaches into llama-cpp-python internals: model parameters it has no
+argument for.
+
+``llama_cpp.Llama`` builds its ``llama_model_params`` from
+``llama_cpp.llama_cpp.llama_model_default_params()`` inside ``__init__`` and loads the
+model straight after, with no keyword for ``use_extra_bufts`` (the switch that turns
+llama.cpp's weight repacking off; see :mod:`simlab.backends.cpu`). So while a model loads,
+:func:`model_params` wraps that factory to return parameters with the field set.
+
+Checked against llama-cpp-python 0.3.36 (``CHECKED_VERSIONS``);
+``tests/test_cpu_repack.py::test_adapter_matches_installed_llama_cpp`` fails loudly if an
+upgrade moves any of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+CHECKED_VERSIONS = ("0.3.36",)
+_PATCH_LOCK = threading.Lock()
+
+
+def supported(llama_cpp: Any) -> list[str]:
+    """What this adapter needs from the installed package; an empty list if all is there."""
+    missing = []
+    low = getattr(llama_cpp, "llama_cpp", None)
+    if low is None or not callable(getattr(low, "llama_model_default_params", None)):
+        missing.append("llama_cpp.llama_cpp.llama_model_default_params")
+    else:
+        names = [name for name, _ in getattr(low.llama_model_params, "_fields_", [])]
+        if "use_extra_bufts" not in names:
+            missing.append("llama_model_params.use_extra_bufts")
+    return missing
+
+
+def _require(llama_cpp: Any) -> None:
+    missing = supported(llama_cpp)
+    if missing:
+        raise RuntimeError(
+            f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')} lacks {missing}; "
+            f"simlab's adapter was checked against {CHECKED_VERSIONS}: cannot turn weight "
+            "repacking off (set backend.cpu_repack=on, or install a checked version)")
+
+
+@contextlib.contextmanager
+def model_params(llama_cpp: Any, *, use_extra_bufts: bool) -> Iterator[None]:
+    """Within the block, new ``Llama`` objects load with ``use_extra_bufts`` set.
+
+    A no-op when the default (``True``) is asked for. Loads that need the patch are
+    serialised, so concurrent loads in other threads see it only inside the block.
+    """
+    if use_extra_bufts:
+        yield
+        return
+    _require(llama_cpp)
+    low = llama_cpp.llama_cpp
+    with _PATCH_LOCK:
+        original = low.llama_model_default_params
+        low.llama_model_default_params = _setting(original, use_extra_bufts)
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
+def loaded_extra_bufts(llm: Any) -> bool | None:
+    """What a loaded ``Llama`` was actually given (``None`` if it does not say)."""
+    params = getattr(llm, "model_params", None)
+    value = getattr(params, "use_extra_bufts", None)
+    return None if value is None else bool(value)
+
+
+def install_for_process(llama_cpp: Any, *, use_extra_bufts: bool) -> None:
+    """Make every later load in this process use ``use_extra_bufts`` (for the server
+    launcher, which is a process of its own)."""
+    if use_extra_bufts:
+        return
+    _require(llama_cpp)
+    low = llama_cpp.llama_cpp
+    low.llama_model_default_params = _setting(low.llama_model_default_params, False)
+
+
+def _setting(factory: Any, use_extra_bufts: bool) -> Any:
+    """``factory`` (the default-parameters function) with ``use_extra_bufts`` set."""
+
+    def patched() -> Any:
+        params = factory()
+        params.use_extra_bufts = use_extra_bufts
+        return params
+
+    return patched
