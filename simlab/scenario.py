@@ -21,7 +21,7 @@ from simlab.agents import PersonaAgent
 from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
 from simlab.context import ProjectionContext, Projector, make_projector
 from simlab.events import ENV, FAILURE, NARRATION, UTTERANCE, EventLog
-from simlab.personas.model import Persona
+from simlab.personas.model import Persona, one_line
 from simlab.scheduler.policies import RoundRobin, SchedulePolicy
 
 if TYPE_CHECKING:
@@ -160,6 +160,10 @@ class Scenario(mesa.Model):
     # --------------------------------------------------------------- helpers
     def add_agent(self, persona: Persona, role: str) -> PersonaAgent:
         """Create a :class:`PersonaAgent`, register it and add it to the graph."""
+        try:
+            one_line(role)
+        except ValueError as exc:
+            raise ValueError(f"scenario role {role!r} of persona {persona.id!r}: {exc}") from None
         key = persona.id
         n = 2
         while key in self.by_key or key == ENV:

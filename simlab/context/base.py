@@ -8,6 +8,7 @@ stable across turns and backends can reuse their KV cache.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,13 +74,28 @@ class Projector(ABC):
     def label(self, speaker: str) -> str:
         if speaker == ENV:
             return NARRATOR
-        return self.context.names.get(speaker, speaker)
+        return speaker_label(self.context.names.get(speaker, speaker))
 
     def quoted(self, event: Event) -> str:
         """Event text attributed to its speaker, e.g. ``Maya: hello``."""
         if event.kind == NARRATION or event.speaker == ENV:
             return f"[{self.label(event.speaker)}] {event.content}"
         return f"{self.label(event.speaker)}: {event.content}"
+
+
+_LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069:\[\]]+")
+
+
+def speaker_label(name: str) -> str:
+    """A speaker's label in a view, as one line that cannot end early.
+
+    :class:`~simlab.personas.Persona` already rejects such names; this keeps a view safe
+    for names that reach a projector some other way. Line breaks, control characters,
+    ``:`` and brackets become spaces, so no name can start another speaker's line or
+    imitate the narrator.
+    """
+    cleaned = " ".join(_LABEL_UNSAFE.sub(" ", name).split())
+    return cleaned or "?"
 
 
 def _append_merged(messages: list[Message], role: Role, text: str) -> None:

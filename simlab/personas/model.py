@@ -6,12 +6,34 @@ the file and field named instead of surfacing later as an odd prompt.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+#: Characters no one-line field may hold: control characters (line breaks, tabs, escape
+#: sequences), Unicode line/paragraph separators and bidirectional overrides. A name with a
+#: line break could forge another speaker's line in every view that quotes it.
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Characters a name may not hold besides those: views quote speakers as ``Name: text``
+#: and the environment as ``[Narrator] text``, so a name must not be able to end a label
+#: early or imitate the narrator.
+_NAME_FORBIDDEN = re.compile(r"[:\[\]<>|]")
+
+
+def one_line(value: str) -> str:
+    """``value`` if it is a single line of printable text, else a ``ValueError`` naming
+    the offending character (pydantic then names the file, record and field)."""
+    bad = _NOT_ONE_LINE.search(value)
+    if bad:
+        raise ValueError(f"must be a single line without control characters "
+                         f"(found {bad.group()!r} at position {bad.start()})")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]
 # Item-level constraint, so an error points at ``goals[2]`` rather than the whole tuple.
-NonBlank = Annotated[str, Field(min_length=1)]
+NonBlank = Annotated[str, Field(min_length=1), AfterValidator(one_line)]
 
 
 class Persona(BaseModel):
@@ -23,17 +45,26 @@ class Persona(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=80)
+    name: OneLine = Field(min_length=1, max_length=80)
     age: int = Field(ge=0, le=120)
-    description: str = Field(min_length=1)
-    gender: str | None = None
-    occupation: str | None = None
-    location: str | None = None
-    temperament: str | None = None
-    speaking_style: str | None = None
+    description: str = Field(min_length=1)  # prose: may span lines
+    gender: OneLine | None = None
+    occupation: OneLine | None = None
+    location: OneLine | None = None
+    temperament: OneLine | None = None
+    speaking_style: OneLine | None = None
     goals: tuple[NonBlank, ...] = ()
     hobbies: tuple[NonBlank, ...] = ()
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        bad = _NAME_FORBIDDEN.search(value)
+        if bad:
+            raise ValueError(f"must not contain {bad.group()!r}: names label speakers' "
+                             "lines in every view")
+        return value
 
     @field_validator("gender", "occupation", "location", "temperament", "speaking_style")
     @classmethod

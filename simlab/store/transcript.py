@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from simlab.context.base import speaker_label
 from simlab.events import ENV, FAILURE, NARRATION, UTTERANCE
 from simlab.store.episodes import RunTables
 from simlab.store.manifest import StoreError
@@ -38,7 +39,7 @@ def _wrap(prefix: str, text: str, width: int) -> list[str]:
 
 def _event_lines(event: dict[str, Any], names: dict[str, str], width: int) -> list[str]:
     speaker = event["speaker"]
-    name = NARRATOR if speaker == ENV else names.get(speaker, speaker)
+    name = NARRATOR if speaker == ENV else speaker_label(names.get(speaker, speaker))
     step, kind, content = event["step"], event["kind"], event["content"]
     if kind == FAILURE:
         return _wrap(f"[{step}] {name} ✗ (failed: {content})", "", width)
