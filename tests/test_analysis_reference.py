@@ -56,15 +56,15 @@ def test_jsonl_spc_keys_and_generic_layout(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("persona a,persona b,conversation\nx,y,z\n", "missing column(s)"),
     ("user 1 personas,user 2 personas,best generated conversation\na,b,Hello there\n",
-     "row 2, column 'best generated conversation': conversation must start with"),
+     "line 2, column 'best generated conversation': conversation must start with"),
     ("user 1 personas,user 2 personas,best generated conversation\na,b,\n",
-     "row 2, column 'best generated conversation': conversation has no"),
+     "line 2, column 'best generated conversation': conversation has no"),
 ])
-def test_bad_csv_errors_name_file_row_and_column(tmp_path, text, message):
+def test_bad_csv_errors_name_file_line_and_column(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(CorpusError) as err:
-        load_reference(path)
+        load_reference(path, strict=True)
     assert str(path) in str(err.value) and message in str(err.value)
 
 
@@ -72,7 +72,7 @@ def test_bad_jsonl_errors_name_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"turns": [{"speaker": "A", "text": "hi"}]}\n{"turns": [{"text": 1}]}\n')
     with pytest.raises(CorpusError, match=r"bad.jsonl: line 2: turns\[0\] needs 'speaker'"):
-        load_reference(path)
+        load_reference(path, strict=True)
     with pytest.raises(CorpusError, match="unknown corpus format"):
         (tmp_path / "x.txt").write_text("hi")
         load_reference(tmp_path / "x.txt")

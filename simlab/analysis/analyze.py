@@ -72,8 +72,10 @@ class Analysis:
     files: list[Path] = field(default_factory=list)
 
 
-def load_inputs(paths: Sequence[str | Path]) -> list[tuple[str, RunTables]]:
-    """(label, tables) per run; reference files are read as runs of their own."""
+def load_inputs(paths: Sequence[str | Path], *, strict: bool = False
+                ) -> list[tuple[str, RunTables]]:
+    """(label, tables) per run; reference files are read as runs of their own
+    (``strict``: a malformed corpus record is an error instead of being skipped)."""
     dirs: list[Path] = []
     files: list[Path] = []
     for p in paths:
@@ -83,7 +85,7 @@ def load_inputs(paths: Sequence[str | Path]) -> list[tuple[str, RunTables]]:
     root = Path(os.path.commonpath([p.resolve() for p in everything])) if everything else None
     out = []
     for p in everything:
-        tables = load_reference(p) if p in files else load_run(p)
+        tables = load_reference(p, strict=strict) if p in files else load_run(p)
         label = p.resolve().relative_to(root).as_posix() if root and len(everything) > 1 \
             else p.name
         out.append((label or p.name, tables))
@@ -134,6 +136,7 @@ def analyze(
     seed: int = 0,
     n_jobs: int = 1,
     plots: bool = True,
+    strict: bool = False,
 ) -> Analysis:
     """Analyse runs (or reference corpora) and write tables, plots and the report.
 
@@ -141,18 +144,19 @@ def analyze(
     whose personas widen the persona-retrieval pools; ``judge``: a backend for the LLM
     judges (wrap it in a cache); ``group_by``: config keys to group runs by.
     """
-    inputs = load_inputs(paths)
+    inputs = load_inputs(paths, strict=strict)
     out_dir = Path(out) if out is not None else default_out(paths)
     ref_stats = None
     if reference is not None:
-        ref_tables = reference if isinstance(reference, RunTables) else load_reference(reference)
+        ref_tables = reference if isinstance(reference, RunTables) else load_reference(
+            reference, strict=strict)
         ref_stats = reference_stats(ref_tables, name=str(ref_tables.run_dir))
     extra: list[str] = []
     if distractors is not None:
         if Path(distractors).suffix.lower() in (".yaml", ".yml"):
             extra = persona_file_texts(distractors)
         else:
-            for _, t in load_inputs([distractors]):
+            for _, t in load_inputs([distractors], strict=strict):
                 extra += persona_texts(t)
     configs = [t.manifest.get("config") or {} for _, t in inputs]
     groups, keys = group_labels(configs, group_by)

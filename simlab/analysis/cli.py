@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
                    help="config key to group runs by (repeatable; default: keys that differ)")
     p.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     p.add_argument("--seed", type=int, default=0, help="seed for distractor sampling")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first malformed corpus record instead of skipping it")
     p.add_argument("--jobs", type=int, default=1, help="processes for vectorising text")
     p.add_argument("--judge", metavar="BACKEND",
                    help="also run the LLM judges through this backend config "
@@ -85,7 +87,8 @@ def main(argv: list[str]) -> int:
                      judge_tasks=[t.strip() for t in args.judge_tasks.split(",") if t.strip()],
                      judge_max=args.judge_max or None, group_by=args.group_by,
                      formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                     seed=args.seed, n_jobs=args.jobs, plots=not args.no_plots)
+                     seed=args.seed, n_jobs=args.jobs, plots=not args.no_plots,
+                     strict=args.strict)
     except (StoreError, FileNotFoundError, ValueError, BackendError,
             OmegaConfBaseException) as exc:
         print(f"simlab analyze: error: {exc}", file=sys.stderr)

@@ -19,9 +19,12 @@ the row or line, and the column or key.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +34,15 @@ from simlab.events import UTTERANCE
 from simlab.store import RunTables, StoreError
 from simlab.store.episodes import AGENTS_SCHEMA, EPISODES_SCHEMA, EVENTS_SCHEMA
 
+log = logging.getLogger(__name__)
 SPC_COLUMNS = ("user 1 personas", "user 2 personas", "best generated conversation")
-_TURN_RE = re.compile(r"^\s*(user\s*[12])\s*:\s*(.*)$", re.IGNORECASE)
+# "User 1: hi", and the markdown-decorated forms real files hold: "**User 1:** hi",
+# "**User 1**: hi", "- User 1: hi", "> _User 2_: hi".
+_TURN_RE = re.compile(
+    r"^\s*(?:[-*>#]\s+)?[*_]{0,2}\s*(user\s*[12])\s*[*_]{0,2}\s*:\s*[*_]{0,2}\s*(.*)$",
+    re.IGNORECASE)
+#: How many skipped records a report lists by line.
+SHOWN_SKIPS = 5
 SUFFIXES = (".csv", ".jsonl", ".json")
 _SPC_NAMES = {"user1": "User 1", "user2": "User 2"}
 
@@ -81,40 +91,96 @@ def _spc_columns(header: list[str], where: str) -> dict[str, str]:
     return {c: lowered[c] for c in SPC_COLUMNS}
 
 
-def _iter_csv(path: Path) -> Iterator[tuple[str, dict[str, list[str]], list[tuple[str, str]]]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        cols = _spc_columns(list(reader.fieldnames or []), str(path))
-        for i, row in enumerate(reader, start=2):  # line 1 is the header
-            where = f"{path}: row {i}"
-            conv = row.get(cols["best generated conversation"])
-            turns = parse_spc_turns(conv or "", f"{where}, column "
-                                    f"{cols['best generated conversation']!r}")
-            personas = {"user1": _facts(row.get(cols["user 1 personas"])),
-                        "user2": _facts(row.get(cols["user 2 personas"]))}
-            yield where, personas, turns
+_Record = tuple[str, dict[str, list[str]], list[tuple[str, str]]]
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, list[str]], list[tuple[str, str]]]]:
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {i}"
+def read_corpus_text(path: Path) -> str:
+    """The file as text: UTF-8, a byte-order mark dropped; bad bytes are an error that
+    names the file, the line and the byte offset."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CorpusError(f"{path}: line {line}, byte offset {exc.start}: not valid UTF-8 "
+                          f"({data[exc.start:exc.start + 4]!r}); re-save the file as "
+                          "UTF-8") from None
+    return text.removeprefix("\ufeff")
+
+
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """Raise the csv module's per-field limit (131,072 characters) for one read only:
+    it is process-wide state, so it is put back afterwards."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, limit))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _iter_csv(path: Path) -> Iterator[_Record | CorpusError]:
+    text = read_corpus_text(path)
+    with _csv_field_limit(len(text) + 1):
+        reader = csv.reader(io.StringIO(text, newline=""))
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise CorpusError(f"{path}: empty file (no header row)") from None
+        except csv.Error as exc:
+            raise CorpusError(f"{path}: line 1: {exc}") from None
+        cols = _spc_columns(header, str(path))
+        index = {c: header.index(cols[c]) for c in SPC_COLUMNS}
+        conv_col = cols["best generated conversation"]
+        while True:
+            first = reader.line_num + 1  # the physical line this record starts on
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise CorpusError(f"{where}: expected a JSON object per line")
-            lowered = {k.strip().lower(): k for k in obj}
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise CorpusError(f"{path}: line {first}: {exc}") from None
+            where = f"{path}: line {first}"
+            if not row:
+                continue  # a blank line is no record (",," is: an empty one)
+            cell = dict(zip(header, row, strict=False))
+            try:
+                turns = parse_spc_turns(cell.get(conv_col) or "",
+                                        f"{where}, column {conv_col!r}")
+            except CorpusError as exc:
+                yield exc
+                continue
+            get = {c: row[i] if i < len(row) else "" for c, i in index.items()}
+            yield where, {"user1": _facts(get["user 1 personas"]),
+                          "user2": _facts(get["user 2 personas"])}, turns
+
+
+def _iter_jsonl(path: Path) -> Iterator[_Record | CorpusError]:
+    for i, line in enumerate(read_corpus_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {i}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield CorpusError(f"{where}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(obj, dict):
+            yield CorpusError(f"{where}: expected a JSON object per line")
+            continue
+        lowered = {k.strip().lower(): k for k in obj}
+        try:
             if all(c in lowered for c in SPC_COLUMNS):
                 turns = parse_spc_turns(obj[lowered["best generated conversation"]], where)
                 personas = {"user1": _facts(obj[lowered["user 1 personas"]]),
                             "user2": _facts(obj[lowered["user 2 personas"]])}
             else:
                 personas, turns = _generic(obj, where)
-            yield where, personas, turns
+        except CorpusError as exc:
+            yield exc
+            continue
+        yield where, personas, turns
 
 
 def _generic(obj: dict, where: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
@@ -139,8 +205,14 @@ def _generic(obj: dict, where: str) -> tuple[dict[str, list[str]], list[tuple[st
     return personas, turns
 
 
-def load_reference(path: str | Path, limit: int | None = None) -> RunTables:
-    """Read a corpus file as a run: one episode per conversation, one agent per speaker."""
+def load_reference(path: str | Path, limit: int | None = None, *,
+                   strict: bool = False) -> RunTables:
+    """Read a corpus file as a run: one episode per conversation, one agent per speaker.
+
+    Malformed records (no speaker labels, an empty conversation, a line that is not
+    JSON) are skipped and reported: their count and the first few by physical line are
+    logged and kept in ``manifest["skipped"]``. ``strict`` stops at the first one.
+    """
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: reference corpus not found")
@@ -152,7 +224,16 @@ def load_reference(path: str | Path, limit: int | None = None) -> RunTables:
     else:
         raise CorpusError(f"{path}: unknown corpus format {suffix!r} (use .csv or .jsonl)")
     events, agents, episodes = [], [], []
-    for k, (_where, personas, turns) in enumerate(rows):
+    skipped: list[str] = []
+    k = -1
+    for record in rows:
+        if isinstance(record, CorpusError):
+            if strict:
+                raise record
+            skipped.append(str(record))
+            continue
+        _where, personas, turns = record
+        k += 1
         if limit is not None and k >= limit:
             break
         eid = f"ref{k:06d}"
@@ -172,8 +253,13 @@ def load_reference(path: str | Path, limit: int | None = None) -> RunTables:
                          "seed": -1, "n_turns": len(turns), "n_events": len(turns),
                          "n_failures": 0, "termination_reason": "reference",
                          "participants": list(keys.values())})
+    rows.close()  # puts the csv field limit back even when ``limit`` stopped early
+    if skipped:
+        log.warning("%s: skipped %d malformed record(s) (--strict to stop at the first); "
+                    "first: %s", path, len(skipped), "; ".join(skipped[:SHOWN_SKIPS]))
     if not episodes:
-        raise CorpusError(f"{path}: no conversations")
+        more = f" ({len(skipped)} malformed, first: {skipped[0]})" if skipped else ""
+        raise CorpusError(f"{path}: no conversations{more}")
     ev = pl.DataFrame(events, schema={k: v for k, v in EVENTS_SCHEMA.items()
                                       if k in events[0]})
     ev = ev.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in EVENTS_SCHEMA.items()
@@ -181,5 +267,6 @@ def load_reference(path: str | Path, limit: int | None = None) -> RunTables:
     ag = pl.DataFrame(agents, schema={**AGENTS_SCHEMA, "description": pl.String})
     ep = pl.DataFrame(episodes, schema=EPISODES_SCHEMA)
     manifest = {"kind": "reference", "source": str(path), "seed": None,
-                "config": {"reference": str(path)}, "backend": {"model": "reference"}}
+                "config": {"reference": str(path)}, "backend": {"model": "reference"},
+                "skipped": {"records": len(skipped), "first": skipped[:SHOWN_SKIPS]}}
     return RunTables(run_dir=path, manifest=manifest, events=ev, agents=ag, episodes=ep)

@@ -32,14 +32,16 @@ def default_path(paths: Sequence[str | Path], fmt: str) -> Path:
 
 def export(paths: Sequence[str | Path], fmt: str, out: str | Path | None = None,
            filters: Filters | None = None, reference: str | Path | None = None,
-           seed: int = 0) -> ExportResult:
-    """Write ``fmt`` rows for every kept episode of every run in ``paths``."""
+           seed: int = 0, strict: bool = False) -> ExportResult:
+    """Write ``fmt`` rows for every kept episode of every run in ``paths`` (``strict``:
+    a malformed corpus record is an error instead of being skipped)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {list(FORMATS)}, got {fmt!r}")
     filters = filters or Filters()
-    ref = reference_stats(load_reference(reference), str(reference)) if reference else None
+    ref = reference_stats(load_reference(reference, strict=strict), str(reference)) \
+        if reference else None
     rows, total, kept = [], 0, 0
-    for label, tables in load_inputs(paths):
+    for label, tables in load_inputs(paths, strict=strict):
         m = compute_metrics(tables, reference=ref, seed=seed)
         total += m.episodes.height
         kept += filters.apply(m.episodes).height

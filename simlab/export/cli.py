@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="PATH",
                    help="reference corpus for the naturalness_distance metric")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first malformed corpus record instead of skipping it")
     return p
 
 
@@ -41,7 +43,8 @@ def main(argv: list[str]) -> int:
     filters = Filters(args.min_consistency, args.max_echo_rate, args.max_role_confusion,
                       args.max_naturalness_distance, args.min_turns)
     try:
-        res = export(args.paths, args.format, args.out, filters, args.reference, args.seed)
+        res = export(args.paths, args.format, args.out, filters, args.reference, args.seed,
+                     strict=args.strict)
     except (StoreError, FileNotFoundError, ValueError) as exc:
         print(f"simlab export: error: {exc}", file=sys.stderr)
         return 2
