@@ -7,7 +7,10 @@ is what makes resuming a killed run exact), then samples the population if asked
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -18,13 +21,15 @@ import numpy as np
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from simlab.backends.base import Backend
+from simlab import run_status
+from simlab.backends.base import Backend, BackendUnusable
 from simlab.population import build_population
 from simlab.scenario import SEED_BOUND, Scenario
 from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.graph import run_episode
 from simlab.scheduler.policies import policy_from_config
 from simlab.store import RunStore, build_manifest
+from simlab.store.lock import run_lock
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +37,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Keys of the scenario config consumed by the runner/engine, not the scenario class.
 _ENGINE_KEYS = {"_target_", "name", "schedule", "max_steps"}
 #: Keys that may differ when resuming a run into an existing directory.
-_RESUMABLE_KEYS = {"episodes", "progress"}
+_RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes"}
 
 
 @dataclass
@@ -90,7 +95,7 @@ def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> S
     )
 
 
-def make_backend(cfg: Any) -> Backend:
+def make_backend(cfg: Any, *, retry_seed: int | None = None) -> Backend:
     """Instantiate the configured backend inside its wrappers.
 
     ``name`` is the group's label and ``cache``/``retry`` configure the wrappers
@@ -105,11 +110,17 @@ def make_backend(cfg: Any) -> Backend:
     spec.pop("name", None)
     inner = instantiate(spec, _convert_="all")
     cache_path = cache.get("path") if cache.get("enabled") else None
+    if retry_seed is not None:
+        retry = {**(retry or {}), "seed": retry_seed}
     return wrap_backend(inner, cache_path=cache_path, retry=retry)
 
 
-def _check_resume(store: RunStore, config: dict) -> None:
-    old = store.read_manifest()
+def check_resumable(run_dir: str | Path, config: dict) -> None:
+    """Refuse (``ValueError``) a run directory that holds a run of a different config."""
+    _check_resume(RunStore.peek_manifest(run_dir), config, Path(run_dir))
+
+
+def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
     if not old:
         return
     before = {k: v for k, v in old.get("config", {}).items() if k not in _RESUMABLE_KEYS}
@@ -117,63 +128,186 @@ def _check_resume(store: RunStore, config: dict) -> None:
     if before != now:
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         raise ValueError(
-            f"{store.run_dir}: holds a run with a different config (keys {changed}); "
+            f"{run_dir}: holds a run with a different config (keys {changed}); "
             "resume only with the same config, or choose a new run directory"
         )
 
 
-def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None) -> RunSummary:
-    """Run ``cfg.episodes`` episodes into ``run_dir``, skipping ones already stored."""
+def check_run_config(cfg: DictConfig) -> None:
+    """Run-level values that the schema's types cannot rule out, named by key."""
+    _at_least(cfg, "episodes", 1)
+    _at_least(cfg, "max_failed_episodes", 0)
+    sc = cfg.scenario
+    for key in ("max_steps", "max_tokens", "planner_max_tokens", "max_consecutive_failures"):
+        _at_least(sc, key, 1, "scenario.")
+    _at_least(sc, "max_reasks", 0, "scenario.")
+    temperature = sc.get("temperature")
+    if temperature is not None and not 0 <= temperature <= 5:
+        raise ValueError(f"scenario.temperature: must be in [0, 5], got {temperature}")
+    top_p = sc.get("top_p")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"scenario.top_p: must be in (0, 1], got {top_p}")
+
+
+def _at_least(node: Any, key: str, low: int, prefix: str = "") -> None:
+    value = node.get(key)
+    if value is not None and value < low:
+        raise ValueError(f"{prefix}{key}: must be >= {low}, got {value}")
+
+
+class RunFailed(RuntimeError):
+    """The run stopped before doing its work (its backend is unusable); ``status`` is
+    what the manifest says."""
+
+    def __init__(self, message: str, status: str = run_status.FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None, *,
+        resume_command: str | None = None) -> RunSummary:
+    """Run ``cfg.episodes`` episodes into ``run_dir``, skipping ones already stored.
+
+    Holds the run directory's lock throughout. Raises :class:`RunFailed` when the run
+    stopped early; the manifest then says ``failed`` and why, and the episodes it could
+    not finish are redone by the next invocation with the same config.
+    """
+    run_dir = Path(run_dir)
+    check_run_config(cfg)
+    config = _plain(cfg)
+    with run_lock(run_dir):
+        check_resumable(run_dir, config)
+        with RunStore(run_dir) as store:
+            return _run_locked(cfg, config, store, backend, resume_command)
+
+
+def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend | None,
+                resume_command: str | None) -> RunSummary:
     from tqdm.auto import tqdm
 
-    store = RunStore(run_dir)
-    config = _plain(cfg)
-    _check_resume(store, config)
+    run_dir = store.run_dir
+    done, broken = store.verify()
     rng, seeds = episode_seeds(cfg.seed, cfg.episodes)
+    todo = [i for i in range(cfg.episodes) if episode_id(i) not in done]
     own_backend = backend is None
-    backend = backend or make_backend(cfg.backend)
+    backend = backend or make_backend(cfg.backend, retry_seed=retry_seed(cfg.seed, run_dir))
     try:
         population = build_population(cfg.population, rng, backend)
+        # Build the first episode now: a config error it finds (min_turns > max_turns …)
+        # must stop the run before its manifest exists, or the corrected command would
+        # be refused as "a different config".
+        first = make_scenario(cfg, population, todo[0], seeds[todo[0]]) if todo else None
     except BaseException:
         if own_backend:
             backend.close()
         raise
+    for eid, problem in sorted(broken.items()):
+        moved = store.quarantine(eid)
+        log.warning("episode %s was broken (%s); moved to %s and redone", eid, problem, moved)
+        print(f"simlab: episode {eid} in {run_dir} was broken ({problem}); redoing it "
+              f"(the broken copy is in {moved})", file=sys.stderr)
+    old = store.read_manifest() or {}
+    invocations = list(old.get("invocations") or [])
     started = time.time()
     manifest = build_manifest(config, cfg.seed, backend.describe(), PROJECT_ROOT)
-    manifest["run_dir"] = str(Path(run_dir))
-    manifest["status"] = "running"
+    manifest.update(run_dir=str(run_dir), status=run_status.RUNNING, cwd=os.getcwd(),
+                    invocations=invocations)
+    if resume_command:
+        manifest["resume_command"] = resume_command
+    if "created_at" in old:
+        manifest["created_at"] = old["created_at"]
     store.write_manifest(manifest)
 
-    summary = RunSummary(Path(run_dir))
-    done = store.completed_episodes()
-    bar_eps = tqdm(total=cfg.episodes, desc="episodes", disable=not cfg.progress, position=0)
+    summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
+    status, cause, failed = run_status.INCOMPLETE, "", []
+    bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
+                   disable=not cfg.progress, position=0)
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
+    streak = 0
     try:
-        for index, seed in enumerate(seeds):
-            if episode_id(index) in done:
-                summary.episodes_skipped += 1
-                bar_eps.update()
-                continue
-            scenario = make_scenario(cfg, population, index, seed)
+        for index in todo:
+            scenario = first if first is not None else make_scenario(
+                cfg, population, index, seeds[index])
+            first = None
             bar_turns.reset()
             engine = TickEngine(scenario, backend, max_steps=cfg.scenario.max_steps,
                                 on_events=lambda evs: bar_turns.update(len(evs)))
             t0 = time.perf_counter()
-            run_episode(engine)
-            wall = time.perf_counter() - t0
-            _commit(store, scenario, seed, wall, summary)
+            try:
+                run_episode(engine)
+            except BackendUnusable as exc:
+                raise RunFailed(f"backend unusable: {exc}") from exc
+            error = run_status.backend_failure(scenario)
+            if error is not None:  # a hollow episode: not committed, redone on resume
+                failed.append({"episode_id": scenario.episode_id, "error": error[:300]})
+                log.warning("episode %s ended by backend failures: %s", scenario.episode_id,
+                            error)
+                streak += 1
+                if cfg.max_failed_episodes and streak >= cfg.max_failed_episodes:
+                    raise RunFailed(f"{streak} episodes in a row ended by backend failures "
+                                    f"(max_failed_episodes={cfg.max_failed_episodes}); "
+                                    f"last error: {error[:300]}")
+                continue
+            streak = 0
+            _commit(store, scenario, seeds[index], time.perf_counter() - t0, summary)
             bar_eps.update()
+        status = run_status.COMPLETE if not failed else run_status.INCOMPLETE
+        if failed:
+            cause = (f"{len(failed)} episode(s) ended by backend failures and were not "
+                     f"stored; run the same command again to redo them")
+    except RunFailed as exc:
+        status, cause = exc.status, str(exc)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        status, cause = run_status.INTERRUPTED, "interrupted"
+        raise
+    except BaseException as exc:
+        status, cause = run_status.FAILED, f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         bar_turns.close()
         bar_eps.close()
         summary.wall_s = time.time() - started
-        complete = summary.episodes_run + summary.episodes_skipped == cfg.episodes
-        store.update_manifest(status="complete" if complete else "incomplete",
-                              summary=summary.as_dict(), backend_stats=backend.stats(),
-                              finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        _finish(store, summary, backend, invocations, status, cause, failed, cfg.episodes)
         if own_backend:
             backend.close()
+    if status != run_status.COMPLETE:
+        raise RunFailed(cause, status)
     return summary
+
+
+def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations: list,
+            status: str, cause: str, failed: list, planned: int) -> None:
+    """Write the run's end state; a write that fails (a full disk) is reported, not
+    allowed to hide the error that ended the run."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    this = {"finished_at": now, "status": status, "summary": summary.as_dict(),
+            "backend_stats": backend.stats()}
+    if cause:
+        this["cause"] = cause
+    if failed:
+        this["failed_episodes"] = failed
+    invocations = [*invocations, this]
+    whole = run_status.merge_stats([i["summary"] for i in invocations])
+    whole.pop("episodes_skipped", None)
+    whole["episodes_done"] = len(store.completed_episodes())
+    whole["episodes_planned"] = planned
+    fields = {"status": status, "cause": cause or None, "summary": whole,
+              "backend_stats": run_status.merge_stats([i["backend_stats"] for i in invocations]),
+              "invocations": invocations, "finished_at": now}
+    try:
+        store.update_manifest(**fields)
+    except OSError as exc:
+        log.error("could not record the run's end state in %s: %s", store.manifest_path, exc)
+        print(f"simlab: could not record the run's end state ({status}) in "
+              f"{store.manifest_path}: {exc.strerror or exc}", file=sys.stderr)
+
+
+def retry_seed(seed: int, run_dir: Path) -> int:
+    """The retry wrapper's jitter seed: from the run seed and the run (job) directory,
+    so the jobs of a sweep do not back off in lock-step, yet a rerun repeats itself."""
+    digest = hashlib.sha256(f"{seed}\0{Path(run_dir).resolve()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunSummary) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from simlab.agents import PersonaAgent
@@ -63,3 +65,13 @@ def compose(*overrides: str):
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+_RELIABILITY = Path(__file__).resolve().parent / "reliability"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under ``tests/reliability/`` is the reliability suite (part of CI)."""
+    for item in items:
+        if _RELIABILITY in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)

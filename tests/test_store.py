@@ -140,7 +140,8 @@ def test_manifest_round_trip_and_update(tmp_path: Path) -> None:
         "timings": {"wall_s": 3.5},
     }
     assert is_run_dir(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging", "episodes", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lock", ".lock.owner", ".staging", "episodes", "manifest.json"]  # the writer's lock
 
 
 def test_build_manifest(tmp_path: Path) -> None:
@@ -265,6 +266,7 @@ def test_killed_mid_episode_keeps_finished_work(tmp_path: Path) -> None:
 
     assert _staging_entries(run) == ["ep-001"]  # staged in full, never committed
     assert sorted(p.name for p in (run / ".staging" / "ep-001").iterdir()) == [
+        "_commit.json",
         "agents.parquet",
         "episode.parquet",
         "events.parquet",

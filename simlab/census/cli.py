@@ -1,7 +1,7 @@
 """``simlab population``: sample census personas and report their fidelity.
 
     simlab population n=100000                      # adults nationwide (the default filter)
-    simlab population n=500 states=[CA,TX] employed=true --out pop/
+    simlab population n=500 states=[CA,TX] employed=true --out pop/   # or hydra.run.dir=pop/
     simlab population n=100000 --reference ../shared/census/acs2024_1yr_persons_us.parquet
 
 ``KEY=VALUE`` arguments are Hydra overrides of the ``population`` group (``population.``
@@ -56,7 +56,12 @@ def run(argv: list[str]) -> int:
     ap.add_argument("--reference", default=None,
                     help="census file to compare against (default: the sampled table)")
     ap.add_argument("--no-plot", action="store_true")
-    args = ap.parse_args(argv)
+    args = ap.parse_intermixed_args(argv)
+    # Like every other subcommand's run, the output directory may be given Hydra's way.
+    for item in list(args.overrides):
+        if item.lstrip("+").startswith("hydra.run.dir="):
+            args.overrides.remove(item)
+            args.out = args.out or Path(item.split("=", 1)[1])
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -80,7 +85,11 @@ def run(argv: list[str]) -> int:
         census = eligible(reference, spec.filter)
     except (ValueError, CensusDataError, OmegaConfBaseException, HydraException,
             FileNotFoundError) as exc:
-        print(f"simlab population: error: {exc}", file=sys.stderr)
+        # Hydra's own message ("Error merging override n=abc") keeps the reason in the
+        # exception it chains: say both.
+        cause = exc.__cause__
+        reason = f": {str(cause).splitlines()[0]}" if cause and str(cause) else ""
+        print(f"simlab population: error: {exc}{reason}", file=sys.stderr)
         return 2
     out = args.out or Path("runs/population") / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)

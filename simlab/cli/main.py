@@ -66,45 +66,86 @@ def _population(argv: list[str]) -> int:
     return run(argv)
 
 
+def _task(cfg) -> None:
+    """One Hydra job: run it, print where it went, exit non-zero unless it is complete."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    from simlab.backends.base import BackendError
+    from simlab.run_status import resume_command
+    from simlab.runner import RunFailed, run
+    from simlab.store.lock import RunLockedError
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir).resolve()
+    multirun = hc.mode == RunMode.MULTIRUN
+    again = resume_command(list(hc.overrides.task), str(run_dir))
+    print(f"simlab: run directory {run_dir}\n        resume with: {again}", file=sys.stderr)
+    try:
+        summary = run(cfg, run_dir, resume_command=again)
+    except RunFailed as exc:
+        print(f"simlab: run {exc.status}: {exc}\n        resume with: {again}", file=sys.stderr)
+        if multirun:  # let the sweep's other jobs run; Hydra fails the sweep at its end
+            raise
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"simlab: run interrupted\n        resume with: {again}", file=sys.stderr)
+        sys.exit(130)
+    except RunLockedError as exc:
+        print(f"simlab: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (ValueError, BackendError, FileNotFoundError, OmegaConfBaseException) as exc:
+        print(f"simlab: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only directory: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"simlab: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
+    s = summary.as_dict()
+    print(
+        f"simlab: {s['episodes_run']} episodes ({s['episodes_skipped']} already done), "
+        f"{s['turns']} turns, {s['failures']} failures in {s['wall_s']:.1f}s → {run_dir}\n"
+        f"        ended: {s['terminations']}\n"
+        f"        transcripts: simlab show {run_dir}"
+    )
+
+
 def _hydra_main() -> None:
     import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import DictConfig
 
     from simlab.config import register_configs
 
     register_configs()
+    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")(_task)()
 
-    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-    def task(cfg: DictConfig) -> None:
-        from omegaconf.errors import OmegaConfBaseException
 
-        from simlab.backends.base import BackendError
-        from simlab.runner import run
-
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        try:
-            summary = run(cfg, run_dir)
-        except (ValueError, BackendError, FileNotFoundError, OmegaConfBaseException) as exc:
-            print(f"simlab: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        s = summary.as_dict()
-        print(
-            f"simlab: {s['episodes_run']} episodes ({s['episodes_skipped']} already done), "
-            f"{s['turns']} turns, {s['failures']} failures in {s['wall_s']:.1f}s → {run_dir}\n"
-            f"        ended: {s['terminations']}\n"
-            f"        transcripts: simlab show {run_dir}"
-        )
-
-    task()
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A terminated run unwinds like an interrupted one: its manifest says so.
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int | None:
+    import faulthandler
+    import signal
+
+    from simlab.cli.guard import SecretInConfig, check_overrides
+
+    # A native crash (llama.cpp, a BLAS kernel) prints where it happened, not nothing.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     args = sys.argv[1:] if argv is None else argv
+    try:
+        check_overrides(args)
+    except SecretInConfig as exc:
+        print(f"simlab: error: {exc}", file=sys.stderr)
+        return 2
     if args and args[0] in SUBCOMMANDS:
         return {"show": _show, "graph": _graph, "analyze": _analyze,
                 "export": _export, "population": _population}[args[0]](args[1:])
-    if argv is not None:
+    if argv is None:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    else:
         sys.argv = [sys.argv[0], *argv]
     _hydra_main()
     return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simlab.actions import Interpretation, Outcome, PendingEvent
-from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
+from simlab.backends.base import Backend, BackendUnusable, ChatRequest, ChatResponse, Message
 from simlab.events import FAILURE, Event
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ class TickEngine:
                 f"backend {self.backend.name} returned {len(responses)} responses "
                 f"for {len(remote)} requests"
             )
+        fatal = next((r for r in responses if r.fatal), None)
+        if fatal is not None:  # no later call can succeed: stop, do not record failures
+            raise BackendUnusable(fatal.error or "the backend refused the request")
         it = iter(responses)
         return [r if r is not None else next(it) for r in local]
 

@@ -8,11 +8,13 @@ run skips :meth:`RunStore.completed_episodes` without redoing or losing finished
 
 from __future__ import annotations
 
+import io
 import json
 import numbers
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import polars as pl
 
 from simlab.events import EVENT_COLUMNS, Event
+from simlab.store import lock as run_lock
 from simlab.store.manifest import (
     StoreError,
     atomic_write_json,
@@ -32,7 +35,11 @@ from simlab.store.manifest import (
 MANIFEST = "manifest.json"
 EPISODES_DIR = "episodes"
 STAGING_DIR = ".staging"
+BROKEN_DIR = ".broken"
 EVENTS_FILE, AGENTS_FILE, EPISODE_FILE = "events.parquet", "agents.parquet", "episode.parquet"
+#: Written last into each staged episode: every file with its row count, so a resume can
+#: tell a whole committed episode from one whose files were truncated or lost.
+COMMIT_FILE = "_commit.json"
 
 _EPISODE_ID_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 _DTYPES: dict[str, Any] = {
@@ -144,24 +151,55 @@ def _frame(rows: list[dict], schema: pl.Schema, where: str) -> pl.DataFrame:
 
 
 def _write_synced(df: pl.DataFrame, path: Path) -> None:
-    df.write_parquet(path)
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
+    """Write and fsync one table. Encoded in memory first, so that a full disk surfaces
+    as ``OSError(ENOSPC)`` naming the file (polars reports it as a Parquet thrift error)."""
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    try:
+        with open(path, "wb") as fh:
+            fh.write(buf.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 class RunStore:
-    """Writes one run directory; safe to reopen after a crash to resume the run."""
+    """Writes one run directory; safe to reopen after a crash to resume the run.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    Opening a store takes the run directory's lock (:mod:`simlab.store.lock`), so a
+    second writer is refused before it touches anything; :meth:`close` gives it back.
+    """
+
+    def __init__(self, run_dir: str | Path, *, lock: bool = True) -> None:
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise StoreError(f"{self.run_dir}: run directory path is a file")
-        self.episodes_dir = self.run_dir / EPISODES_DIR
-        self.staging_dir = self.run_dir / STAGING_DIR
-        self.episodes_dir.mkdir(parents=True, exist_ok=True)
-        # Anything still staged was never committed: a killed run left it behind.
-        shutil.rmtree(self.staging_dir, ignore_errors=True)
-        self.staging_dir.mkdir()
+        self._locked = lock
+        if lock:
+            run_lock.acquire(self.run_dir)
+        try:
+            self.episodes_dir = self.run_dir / EPISODES_DIR
+            self.staging_dir = self.run_dir / STAGING_DIR
+            self.episodes_dir.mkdir(parents=True, exist_ok=True)
+            # Anything still staged was never committed: a killed run left it behind.
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+            self.staging_dir.mkdir()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give back the run directory's lock (idempotent)."""
+        if self._locked:
+            self._locked = False
+            run_lock.release(self.run_dir)
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def manifest_path(self) -> Path:
@@ -180,8 +218,45 @@ class RunStore:
     def read_manifest(self) -> dict[str, Any] | None:
         return _read_manifest(self.manifest_path)
 
+    @staticmethod
+    def peek_manifest(run_dir: str | Path) -> dict[str, Any] | None:
+        """A run directory's manifest, read without opening (or locking) the store."""
+        return _read_manifest(Path(run_dir) / MANIFEST)
+
     def completed_episodes(self) -> set[str]:
-        return {p.name for p in self.episodes_dir.iterdir() if p.is_dir()}
+        """Ids of the committed episodes that verify as whole (see :meth:`verify`)."""
+        return self.verify()[0]
+
+    def verify(self) -> tuple[set[str], dict[str, str]]:
+        """Check every committed episode: ``(whole ids, {broken id: what is wrong})``.
+
+        Whole means every table is present and readable and row counts agree with the
+        commit record and the episode row (:func:`simlab.store.verify.check_episode`).
+        """
+        from simlab.store.verify import check_episode
+
+        good: set[str] = set()
+        broken: dict[str, str] = {}
+        for p in sorted(self.episodes_dir.iterdir()):
+            if not p.is_dir():
+                continue
+            problem = check_episode(p)
+            if problem is None:
+                good.add(p.name)
+            else:
+                broken[p.name] = problem
+        return good, broken
+
+    def quarantine(self, episode_id: str) -> Path:
+        """Move a broken committed episode to ``RUN/.broken/`` (kept for inspection,
+        out of ``load_run``'s way) so it can be redone; returns where it went."""
+        src = self.episodes_dir / episode_id
+        dest_root = self.run_dir / BROKEN_DIR
+        dest_root.mkdir(exist_ok=True)
+        dest = dest_root / f"{episode_id}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}"
+        os.rename(src, dest)
+        fsync_dir(self.episodes_dir)
+        return dest
 
     def write_episode(
         self,
@@ -224,6 +299,9 @@ class RunStore:
             _write_synced(episode_df, stage / EPISODE_FILE)
             for name, df in extra.items():
                 _write_synced(df, stage / f"{name}.parquet")
+            rows = {EVENTS_FILE: events_df.height, AGENTS_FILE: agents_df.height,
+                    EPISODE_FILE: 1, **{f"{n}.parquet": df.height for n, df in extra.items()}}
+            atomic_write_json(stage / COMMIT_FILE, {"rows": rows})
             fsync_dir(stage)
             os.rename(stage, final)  # the commit point
         except BaseException:

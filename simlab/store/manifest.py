@@ -70,7 +70,9 @@ def redact_secrets(obj: Any, *, _secrets: list[str] | None = None) -> Any:
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for key, value in obj.items():
-            if value is not None and SECRET_KEY_RE.search(str(key)):
+            # ``*_env`` keys hold the NAME of a variable (``api_key_env``), not its value
+            if (value is not None and SECRET_KEY_RE.search(str(key))
+                    and not str(key).lower().endswith("_env")):
                 out[str(key)] = REDACTED
             else:
                 out[str(key)] = redact_secrets(value, _secrets=secrets)
@@ -169,12 +171,17 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so that ``path`` holds either the old or the new document, never half."""
     text = json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk fails the write or the fsync: leave no 0-byte temp file behind.
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
