@@ -12,12 +12,10 @@ as the least disturbed). It also says whether the two layouts gave the same text
 
 from __future__ import annotations
 
-import argparse
-import os
 import platform
 import time
 
-from bench_embedded import SAMPLING, dialogue_prompts
+from bench_embedded import SAMPLING, prompt_args
 
 from simlab.backends.base import ChatRequest
 from simlab.backends.cpu import cpu_flags
@@ -49,15 +47,7 @@ def cpu_name() -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--turns", type=int, default=10)
-    ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    args = ap.parse_args()
-    reqs = [ChatRequest(messages=r.messages, max_tokens=args.max_tokens,
-                        temperature=r.temperature, top_p=r.top_p, seed=r.seed)
-            for r in dialogue_prompts(args.turns)]
+    args, reqs = prompt_args()
     backends = {}
     for setting in ("on", "off"):
         t0 = time.perf_counter()

@@ -63,7 +63,8 @@ def direct(requests: list[ChatRequest], threads: int) -> tuple[int, float]:
     return toks, time.perf_counter() - t0
 
 
-def main() -> None:
+def prompt_args() -> tuple[argparse.Namespace, list[ChatRequest]]:
+    """The command line shared with bench_cpu_repack.py, and the requests it asks for."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--turns", type=int, default=10)
@@ -72,6 +73,11 @@ def main() -> None:
     args = ap.parse_args()
     reqs = [ChatRequest(messages=r.messages, max_tokens=args.max_tokens, temperature=r.temperature,
                         top_p=r.top_p, seed=r.seed) for r in dialogue_prompts(args.turns)]
+    return args, reqs
+
+
+def main() -> None:
+    args, reqs = prompt_args()
     best = {"simlab": 0.0, "direct": 0.0}
     for i in range(args.rounds):  # alternate, keep the best of each (least disturbed)
         for name, fn in (("simlab", via_simlab), ("direct", direct)):
