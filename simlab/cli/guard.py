@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,53 +51,85 @@ def _problem(path: str, key: str, value: Any) -> str | None:
     return None
 
 
+def _values(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
+    """(path, key, value) for every leaf in ``value``; a secret-named key that holds a
+    nested value is reported as a leaf too."""
+    if isinstance(value, Mapping):
+        items = [(f"{path}.{k}" if path else str(k), str(k), v) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [(f"{path}[{i}]", "", v) for i, v in enumerate(value)]
+    else:
+        return
+    for where, key, item in items:
+        if isinstance(item, Mapping | list):
+            if _secret_key(key) and item:
+                yield where, key, "<nested>"
+            yield from _values(item, where)
+        else:
+            yield where, key, item
+
+
+def _override_values(arg: str) -> tuple[str, list[Any]]:
+    """An override's key and every value it can take, parsed by Hydra's own grammar (a
+    sweep's every choice, a dict's every entry); the raw text if it does not parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Transformer
+
+    try:
+        override = OverridesParser.create().parse_override(arg)
+    except Exception:  # Hydra reports bad syntax itself; check the raw text meanwhile
+        key, _, value = arg.partition("=")
+        return key.lstrip("+~"), [value]
+    if override.is_sweep_override():
+        values = list(override.sweep_iterator(transformer=Transformer.identity))
+    else:
+        values = [override.value()]
+    return override.key_or_group, values
+
+
 def check_overrides(argv: Sequence[str]) -> None:
-    """Refuse secret-looking overrides on the command line, before Hydra sees them."""
+    """Refuse secret-looking overrides on the command line, before Hydra sees them:
+    a secret-named key anywhere in the path or in a dict value, or credentials in a URL,
+    in any value a sweep can take."""
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
-        key, value = arg.split("=", 1)
-        path = key.lstrip("+~")
-        for part in path.split("."):
-            problem = _problem(f"override {path!r}", part, value)
-            if problem:
-                raise SecretInConfig(problem)
-        problem = _problem(f"override {path!r}", "", value)
-        if problem:
-            raise SecretInConfig(problem)
-
-
-def _walk(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
-    from omegaconf import DictConfig, ListConfig
-
-    if isinstance(node, DictConfig):
-        for key in node:
-            try:
-                value = node[key]
-            except Exception:  # an interpolation that cannot resolve: Hydra reports it
+        path, values = _override_values(arg)
+        where = f"override {path!r}"
+        *parents, last = path.split(".")
+        for value in values:
+            if value is None:
                 continue
-            yield from _walk_item(f"{path}.{key}" if path else str(key), str(key), value)
-    elif isinstance(node, ListConfig):
-        for i, value in enumerate(node):
-            yield from _walk_item(f"{path}[{i}]", "", value)
+            for part in parents:
+                if _secret_key(part):
+                    raise SecretInConfig(_problem(where, part, value) or where)
+            for inner, key, item in _values({last: value}, ".".join(parents)):
+                problem = _problem(where if inner == path else f"{where} (at {inner!r})",
+                                   key, item)
+                if problem:
+                    raise SecretInConfig(problem)
 
 
-def _walk_item(path: str, key: str, value: Any) -> Iterator[tuple[str, str, Any]]:
-    from omegaconf import DictConfig, ListConfig
+def check_config(cfg: Any, *, task_only: bool = True) -> None:
+    """Refuse a composed config that holds a secret. Of the ``hydra`` node only
+    ``hydra.job.env_set`` is read (variables Hydra would write to ``hydra.yaml``)."""
+    from omegaconf import DictConfig, OmegaConf
 
-    if isinstance(value, DictConfig | ListConfig):
-        if _secret_key(key) and len(value):
-            yield path, key, "<nested>"
-        yield from _walk(value, path)
+    if isinstance(cfg, DictConfig):
+        try:
+            plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        except Exception:  # an interpolation that only resolves inside a job
+            plain = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
     else:
-        yield path, key, value
-
-
-def check_config(cfg: Any) -> None:
-    """Refuse a composed config (the task part, not ``hydra``) that holds a secret."""
-    for path, key, value in _walk(cfg):
-        if path == "hydra" or path.startswith("hydra."):
-            continue
+        plain = cfg
+    assert isinstance(plain, Mapping)
+    hydra = plain.get("hydra") or {}
+    env_set = ((hydra.get("job") or {}).get("env_set") or {}) if isinstance(hydra, Mapping) \
+        else {}
+    body = {k: v for k, v in plain.items() if k != "hydra"}
+    if not task_only or "hydra" in plain:
+        body["hydra"] = {"job": {"env_set": dict(env_set)}}
+    for path, key, value in _values(body, ""):
         problem = _problem(f"config key {path!r}", key, value)
         if problem:
             raise SecretInConfig(problem)

@@ -66,58 +66,14 @@ def _population(argv: list[str]) -> int:
     return run(argv)
 
 
-def _task(cfg) -> None:
-    """One Hydra job: run it, print where it went, exit non-zero unless it is complete."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf.errors import OmegaConfBaseException
-
-    from simlab.backends.base import BackendError
-    from simlab.run_status import resume_command
-    from simlab.runner import RunFailed, run
-    from simlab.store.lock import RunLockedError
-
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir).resolve()
-    multirun = hc.mode == RunMode.MULTIRUN
-    again = resume_command(list(hc.overrides.task), str(run_dir))
-    print(f"simlab: run directory {run_dir}\n        resume with: {again}", file=sys.stderr)
-    try:
-        summary = run(cfg, run_dir, resume_command=again)
-    except RunFailed as exc:
-        print(f"simlab: run {exc.status}: {exc}\n        resume with: {again}", file=sys.stderr)
-        if multirun:  # let the sweep's other jobs run; Hydra fails the sweep at its end
-            raise
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print(f"simlab: run interrupted\n        resume with: {again}", file=sys.stderr)
-        sys.exit(130)
-    except RunLockedError as exc:
-        print(f"simlab: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except (ValueError, BackendError, FileNotFoundError, OmegaConfBaseException) as exc:
-        print(f"simlab: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except OSError as exc:  # a full disk, a read-only directory: one line, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"simlab: error: {where}{exc.strerror or exc}", file=sys.stderr)
-        sys.exit(2)
-    s = summary.as_dict()
-    print(
-        f"simlab: {s['episodes_run']} episodes ({s['episodes_skipped']} already done), "
-        f"{s['turns']} turns, {s['failures']} failures in {s['wall_s']:.1f}s → {run_dir}\n"
-        f"        ended: {s['terminations']}\n"
-        f"        transcripts: simlab show {run_dir}"
-    )
-
-
 def _hydra_main() -> None:
     import hydra
 
+    from simlab.cli.job import run_job
     from simlab.config import register_configs
 
     register_configs()
-    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")(_task)()
+    hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")(run_job)()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

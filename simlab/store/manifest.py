@@ -25,9 +25,12 @@ class StoreError(ValueError):
 
 
 #: Keys (and environment variable names) whose values are secrets. ``token`` excludes
-#: ``tokens``/``tokenizer`` so counts like ``max_tokens`` are not redacted.
+#: ``tokens``/``tokenizer`` so counts like ``max_tokens`` are not redacted; ``key`` counts
+#: as a whole word (``key``, ``ssh_key``), not inside one (``monkey``, ``keys``).
 SECRET_KEY_RE = re.compile(
-    r"api[_-]?key|token(?!s|iz)|secret|password|authorization|bearer", re.IGNORECASE
+    r"api[_-]?key|(?:^|[_.\-])key$|token(?!s|iz)|secret|passw(?:or)?d|credential|cookie"
+    r"|authorization|bearer",
+    re.IGNORECASE,
 )
 
 #: Environment values shorter than this are not treated as secrets: flags such as
@@ -170,7 +173,12 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so that ``path`` holds either the old or the new document, never half."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False,
+                                       default=_json_default) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text so that ``path`` holds either the old or the new content, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

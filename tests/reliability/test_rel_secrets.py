@@ -94,9 +94,47 @@ def test_key_in_the_named_environment_variable_works_and_leaks_nowhere(tmp_path,
     assert SECRET in server.stats()["keys"]  # it was sent, as a bearer token
 
 
-def test_error_for_an_unknown_key_does_not_print_its_value(tmp_path, server):
-    proc = simlab(*_base(server.url), f"backend.password={SECRET}",
-                  f"hydra.run.dir={tmp_path}/run")
+@pytest.mark.parametrize("key", ["backend.key", "backend.password", "backend.credentials"])
+def test_secret_named_unknown_key_is_refused_before_hydra_can_echo_it(tmp_path, server, key):
+    """Hydra's own "Could not override … use +key=<value>" error would print the value."""
+    proc = simlab(*_base(server.url), f"{key}={SECRET}", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2
-    assert "override 'backend.password'" in proc.stderr
+    assert f"override {key!r}" in proc.stderr and "looks like a secret" in proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
+
+
+LEAKY = {
+    "secret-named key": "extra:\n  api_key: {secret}\n",
+    "credentials in a URL": "api_base: http://user:{secret}@127.0.0.1:9/v1\n",
+    "hydra env_set": "hydra:\n  job:\n    env_set:\n      OPENAI_API_KEY: {secret}\n",
+}
+
+
+@pytest.mark.parametrize("how", sorted(LEAKY))
+def test_a_swept_config_group_holding_a_secret_is_refused_per_job(tmp_path, server, how):
+    """A sweep over config groups: the secret is only in one job's config, which Hydra
+    composes per job; that job is refused before anything of it is written, the other
+    job runs, and the sweep fails at its end."""
+    conf = tmp_path / "conf" / "backend"
+    conf.mkdir(parents=True)
+    body = LEAKY[how].format(secret=SECRET)
+    if how == "hydra env_set":  # a global group that sets hydra.job.env_set
+        (conf / "leaky.yaml").write_text(
+            "defaults:\n  - mock_schema\n  - _self_\nmodel: mock-1\n")
+        (tmp_path / "conf" / "leak").mkdir()
+        (tmp_path / "conf" / "leak" / "on.yaml").write_text("# @package _global_\n" + body)
+        sweep = ["+leak=on"]
+    else:
+        (conf / "leaky.yaml").write_text("defaults:\n  - litellm_schema\n  - _self_\n"
+                                         f"model: openai/fake-model\n{body}")
+        sweep = []
+    proc = simlab("-m", "--config-dir", str(tmp_path / "conf"), "backend=mock,leaky",
+                  *sweep, "progress=false", "episodes=1", "scenario.min_turns=1",
+                  "scenario.max_turns=2", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert proc.returncode != 0
+    assert "simlab: error: config key" in proc.stderr and "environment variable" in \
+        proc.stderr
+    assert leaks(SECRET, tmp_path / "sweep", texts=(proc.stdout, proc.stderr)) == []
+    if how != "hydra env_set":
+        mock_job = next((tmp_path / "sweep").glob("0_*"))
+        assert manifest(mock_job)["status"] == "complete"  # the other job ran
