@@ -7,15 +7,11 @@ a row trip a circuit breaker that stops the run early as ``failed``, naming the 
 instead of burning through the remaining episodes against a dead endpoint.
 
 This module also keeps the manifest's ``summary`` and ``backend_stats`` true over several
-invocations of one run (a run resumed twice is still one run), and builds the command that
-resumes a run.
+invocations of one run (a run resumed twice is still one run).
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,17 +45,16 @@ def backend_failure(sc: Scenario) -> str | None:
     return last.content[len(BACKEND_ERROR_PREFIX):]
 
 
-def resume_command(overrides: Sequence[str], run_dir: str, multirun: bool = False) -> str:
-    """The shell command that resumes this run: same overrides, this run directory.
-
-    It starts with ``cd`` into the current directory, because relative paths in the
-    config (persona files, the cache) resolve from there.
-    """
-    prog = "simlab" if os.path.basename(sys.argv[0]) == "simlab" else (
-        f"{shlex.quote(sys.executable)} -m simlab.cli.main")
-    kept = [o for o in overrides if not o.lstrip("+~").startswith("hydra.run.dir=")]
-    args = " ".join(shlex.quote(o) for o in [*kept, f"hydra.run.dir={run_dir}"])
-    return f"cd {shlex.quote(os.getcwd())} && {prog} {args}"
+def invocations_of(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The invocations a manifest records; a manifest written before simlab kept them
+    counts as one invocation, so its work stays in the whole-run totals."""
+    if "invocations" in manifest:
+        return list(manifest["invocations"] or [])
+    if "summary" in manifest:
+        return [{"finished_at": manifest.get("finished_at"), "status": manifest.get("status"),
+                 "summary": manifest.get("summary") or {},
+                 "backend_stats": manifest.get("backend_stats") or {}}]
+    return []
 
 
 def _merge(a: Any, b: Any) -> Any:

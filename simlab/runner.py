@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from simlab.scenario import SEED_BOUND, Scenario
 from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.graph import run_episode
 from simlab.scheduler.policies import policy_from_config
-from simlab.store import RunStore, build_manifest
+from simlab.store import REDACTED, RunStore, build_manifest
 from simlab.store.lock import run_lock
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,28 @@ def check_resumable(run_dir: str | Path, config: dict) -> None:
     _check_resume(RunStore.peek_manifest(run_dir), config, Path(run_dir))
 
 
+def _same(before: Any, now: Any) -> bool:
+    """Whether a stored config value matches the current one. A key the stored run does
+    not have (added by a newer simlab) is not compared, and a value the manifest redacted
+    matches anything: neither can tell the runs apart."""
+    if before == REDACTED:
+        return True
+    if isinstance(before, dict) and isinstance(now, dict):
+        return all(k not in before or _same(before[k], v) for k, v in now.items()) and \
+            all(k in now for k in before)
+    if isinstance(before, list) and isinstance(now, list):
+        return len(before) == len(now) and all(map(_same, before, now))
+    return before == now
+
+
 def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
     if not old:
         return
     before = {k: v for k, v in old.get("config", {}).items() if k not in _RESUMABLE_KEYS}
     now = {k: v for k, v in config.items() if k not in _RESUMABLE_KEYS}
-    if before != now:
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if not _same(before, now):
+        changed = sorted(k for k in set(before) | set(now)
+                         if k not in before or k not in now or not _same(before[k], now[k]))
         raise ValueError(
             f"{run_dir}: holds a run with a different config (keys {changed}); "
             "resume only with the same config, or choose a new run directory"
@@ -165,12 +181,15 @@ class RunFailed(RuntimeError):
 
 
 def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None, *,
-        resume_command: str | None = None) -> RunSummary:
+        resume_command: str | None = None,
+        on_start: Callable[[Path], None] | None = None) -> RunSummary:
     """Run ``cfg.episodes`` episodes into ``run_dir``, skipping ones already stored.
 
-    Holds the run directory's lock throughout. Raises :class:`RunFailed` when the run
-    stopped early; the manifest then says ``failed`` and why, and the episodes it could
-    not finish are redone by the next invocation with the same config.
+    Holds the run directory's lock throughout. ``on_start(run_dir)`` runs once every
+    check has passed, just before the manifest is written (the CLI writes ``.hydra/``
+    there). Raises :class:`RunFailed` when the run stopped early; the manifest then says
+    ``failed`` and why, and the episodes it could not finish are redone by the next
+    invocation with the same config.
     """
     run_dir = Path(run_dir)
     check_run_config(cfg)
@@ -178,11 +197,12 @@ def run(cfg: DictConfig, run_dir: str | Path, backend: Backend | None = None, *,
     with run_lock(run_dir):
         check_resumable(run_dir, config)
         with RunStore(run_dir) as store:
-            return _run_locked(cfg, config, store, backend, resume_command)
+            return _run_locked(cfg, config, store, backend, resume_command, on_start)
 
 
 def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend | None,
-                resume_command: str | None) -> RunSummary:
+                resume_command: str | None, on_start: Callable[[Path], None] | None
+                ) -> RunSummary:
     from tqdm.auto import tqdm
 
     run_dir = store.run_dir
@@ -197,26 +217,29 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         # must stop the run before its manifest exists, or the corrected command would
         # be refused as "a different config".
         first = make_scenario(cfg, population, todo[0], seeds[todo[0]]) if todo else None
+        for eid, problem in sorted(broken.items()):
+            moved = store.quarantine(eid)
+            log.warning("episode %s was broken (%s); moved to %s and redone", eid, problem,
+                        moved)
+            print(f"simlab: episode {eid} in {run_dir} was broken ({problem}); redoing it "
+                  f"(the broken copy is in {moved})", file=sys.stderr)
+        if on_start is not None:
+            on_start(run_dir)
+        old = store.read_manifest() or {}
+        invocations = run_status.invocations_of(old)
+        started = time.time()
+        manifest = build_manifest(config, cfg.seed, backend.describe(), PROJECT_ROOT)
+        manifest.update(run_dir=str(run_dir), status=run_status.RUNNING, cwd=os.getcwd(),
+                        invocations=invocations)
+        if resume_command:
+            manifest["resume_command"] = resume_command
+        if "created_at" in old:
+            manifest["created_at"] = old["created_at"]
+        store.write_manifest(manifest)
     except BaseException:
         if own_backend:
             backend.close()
         raise
-    for eid, problem in sorted(broken.items()):
-        moved = store.quarantine(eid)
-        log.warning("episode %s was broken (%s); moved to %s and redone", eid, problem, moved)
-        print(f"simlab: episode {eid} in {run_dir} was broken ({problem}); redoing it "
-              f"(the broken copy is in {moved})", file=sys.stderr)
-    old = store.read_manifest() or {}
-    invocations = list(old.get("invocations") or [])
-    started = time.time()
-    manifest = build_manifest(config, cfg.seed, backend.describe(), PROJECT_ROOT)
-    manifest.update(run_dir=str(run_dir), status=run_status.RUNNING, cwd=os.getcwd(),
-                    invocations=invocations)
-    if resume_command:
-        manifest["resume_command"] = resume_command
-    if "created_at" in old:
-        manifest["created_at"] = old["created_at"]
-    store.write_manifest(manifest)
 
     summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
     status, cause, failed = run_status.INCOMPLETE, "", []
@@ -268,7 +291,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         bar_turns.close()
         bar_eps.close()
         summary.wall_s = time.time() - started
-        _finish(store, summary, backend, invocations, status, cause, failed, cfg.episodes)
+        _finish(store, summary, backend, invocations, status, cause, failed, cfg.episodes,
+                done=len(done) + summary.episodes_run)
         if own_backend:
             backend.close()
     if status != run_status.COMPLETE:
@@ -277,7 +301,7 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
 
 
 def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations: list,
-            status: str, cause: str, failed: list, planned: int) -> None:
+            status: str, cause: str, failed: list, planned: int, done: int) -> None:
     """Write the run's end state; a write that fails (a full disk) is reported, not
     allowed to hide the error that ended the run."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -290,7 +314,7 @@ def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations:
     invocations = [*invocations, this]
     whole = run_status.merge_stats([i["summary"] for i in invocations])
     whole.pop("episodes_skipped", None)
-    whole["episodes_done"] = len(store.completed_episodes())
+    whole["episodes_done"] = done
     whole["episodes_planned"] = planned
     fields = {"status": status, "cause": cause or None, "summary": whole,
               "backend_stats": run_status.merge_stats([i["backend_stats"] for i in invocations]),

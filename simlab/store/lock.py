@@ -6,9 +6,10 @@ each deletes the other's staging area). The lock is ``RUN/.lock``, an OS-level l
 a killed run never leaves a stale lock behind. The holder writes its PID, host and start
 time to ``RUN/.lock.owner`` so a refused process can say who holds the run.
 
-A process may take the same run's lock more than once (the CLI takes it before Hydra
-writes anything, the runner again); the registry below counts holds, since a second
-``flock`` on a new descriptor would block on the first one in the same process.
+A thread may take the same run's lock more than once (the CLI takes it before Hydra
+writes anything, the runner again); the registry below counts its holds, since a second
+``flock`` on a new descriptor would block on the first one in the same process. Another
+thread of the same process is refused like another process.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class RunLockedError(StoreError):
     """Another process is writing this run directory."""
 
 
-_HELD: dict[str, tuple[Any, int]] = {}  # resolved run dir -> (FileLock, hold count)
+_HELD: dict[str, tuple[Any, int, int]] = {}  # run dir -> (FileLock, holds, thread id)
 _HELD_LOCK = threading.Lock()
 
 
@@ -67,14 +68,17 @@ def acquire(run_dir: str | Path) -> None:
     key = str(path.resolve())
     with _HELD_LOCK:
         if key in _HELD:
-            lock, count = _HELD[key]
-            _HELD[key] = (lock, count + 1)
+            lock, count, owner = _HELD[key]
+            if owner != threading.get_ident():
+                raise RunLockedError(f"{path}: run directory is in use by another thread of "
+                                     f"this process (PID {os.getpid()})")
+            _HELD[key] = (lock, count + 1, owner)
             return
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{path}: cannot create the run directory ({exc.strerror})") from exc
-        lock = FileLock(str(path / LOCK_FILE))
+        lock = FileLock(str(path / LOCK_FILE), thread_local=False)
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -98,7 +102,7 @@ def acquire(run_dir: str | Path) -> None:
             os.replace(tmp, path / OWNER_FILE)
         except OSError:  # the note is a courtesy; the lock itself is what counts
             pass
-        _HELD[key] = (lock, 1)
+        _HELD[key] = (lock, 1, threading.get_ident())
 
 
 def release(run_dir: str | Path) -> None:
@@ -108,9 +112,9 @@ def release(run_dir: str | Path) -> None:
     with _HELD_LOCK:
         if key not in _HELD:
             return
-        lock, count = _HELD.pop(key)
+        lock, count, owner = _HELD.pop(key)
         if count > 1:
-            _HELD[key] = (lock, count - 1)
+            _HELD[key] = (lock, count - 1, owner)
             return
         info = holder(path)
         if info and info.get("pid") == os.getpid():

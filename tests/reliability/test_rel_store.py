@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from rel_helpers import env, events, manifest, simlab, start_simlab, wait_for
 
 from simlab.store import RunStore, StoreError, load_run
-from simlab.store.lock import RunLockedError, holder
+from simlab.store.lock import RunLockedError, holder, is_locked
 from simlab.store.verify import check_episode
 
 HERE = Path(__file__).resolve().parent
@@ -72,14 +73,20 @@ def test_refused_second_run_touches_nothing(tmp_path):
         info = holder(run_dir)
         assert info and info["pid"] == live.pid
         staging = (run_dir / ".staging").stat().st_ino
-        watched = [run_dir / "manifest.json", run_dir / ".hydra" / "config.yaml"]
-        before = {p: p.read_bytes() for p in watched}
+        watched = [run_dir / "manifest.json", run_dir / ".hydra" / "config.yaml",
+                   run_dir / ".hydra" / "hydra.yaml"]
+
+        def stamp(p: Path) -> tuple:  # a rewrite with the same bytes still changes these
+            st = p.stat()
+            return p.read_bytes(), st.st_ino, st.st_mtime_ns
+
+        before = {p: stamp(p) for p in watched}
         for other in (["seed=5"], []):  # another config, and the same one
             second = simlab(*SLOW, "episodes=12", f"hydra.run.dir={run_dir}", *other)
             assert second.returncode == 2, second.stderr
             assert f"is in use by PID {live.pid}" in second.stderr
             assert "Traceback" not in second.stderr
-            assert {p: p.read_bytes() for p in watched} == before
+            assert {p: stamp(p) for p in watched} == before
             assert (run_dir / ".staging").stat().st_ino == staging  # not deleted
         assert live.poll() is None, "the live run ended before the checks"
     finally:
@@ -87,10 +94,10 @@ def test_refused_second_run_touches_nothing(tmp_path):
     assert rc == 0, live.stderr.read()
     _whole(run_dir, 12)
     # after it ended: a different config is refused before Hydra rewrites .hydra/
-    config_yaml = (run_dir / ".hydra" / "config.yaml").read_bytes()
+    config_yaml = stamp(run_dir / ".hydra" / "config.yaml")
     refused = simlab(*SLOW, "episodes=12", "seed=5", f"hydra.run.dir={run_dir}")
     assert refused.returncode == 2 and "different config (keys ['seed'])" in refused.stderr
-    assert (run_dir / ".hydra" / "config.yaml").read_bytes() == config_yaml
+    assert stamp(run_dir / ".hydra" / "config.yaml") == config_yaml
     assert manifest(run_dir)["status"] == "complete"
 
 
@@ -154,3 +161,51 @@ def test_commit_record_lists_every_table_with_its_rows(tmp_path):
     record = json.loads((ep / "_commit.json").read_text())["rows"]
     assert record == {name: pl.read_parquet(ep / name).height for name in record}
     assert set(record) == {"events.parquet", "agents.parquet", "episode.parquet"}
+
+
+def test_a_run_made_before_this_change_resumes(tmp_path, capsys):
+    """A manifest from an older simlab: no key the newer config added, a redacted
+    api_key_env, no invocations. It still resumes, and its work stays in the totals."""
+    run_dir = tmp_path / "run"
+    _run_in_process(run_dir, episodes=2)
+    m = manifest(run_dir)
+    del m["config"]["max_failed_episodes"]  # a key an older simlab did not have
+    m["config"]["backend"]["model"] = "***REDACTED***"  # as old manifests held api_key_env
+    old_summary = m["invocations"][0]["summary"]
+    for key in ("invocations", "cause"):
+        m.pop(key)
+    (run_dir / "manifest.json").write_text(json.dumps(m))
+    _run_in_process(run_dir, episodes=3)
+    m = manifest(run_dir)
+    assert m["status"] == "complete" and len(m["invocations"]) == 2
+    assert m["summary"]["turns"] == old_summary["turns"] + m["invocations"][1]["summary"][
+        "turns"]
+    assert m["summary"]["episodes_done"] == 3
+
+
+def test_printed_resume_command_resumes_a_sweep_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = simlab("-m", *MOCK, "episodes=2", "seed=0,1", "projection=egocentric",
+                   f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr
+    commands = [line.split("resume with: ", 1)[1] for line in first.stderr.splitlines()
+                if "resume with: " in line]
+    assert len(commands) == 2 and all("," in c and "=" in c for c in commands)
+    again = subprocess.run(["bash", "-c", commands[1]], capture_output=True, text=True,
+                           env=env(), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "0 episodes (2 already done)" in again.stdout
+
+
+def test_terminated_run_says_interrupted_and_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start_simlab(*SLOW, "episodes=6", f"hydra.run.dir={run_dir}")
+    wait_for(lambda: (run_dir / "episodes" / "ep00000").is_dir())
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == 143
+    m = manifest(run_dir)
+    assert m["status"] == "interrupted" and m["cause"] == "interrupted"
+    assert not is_locked(run_dir)  # the lock went with the process
+    done = len(list((run_dir / "episodes").iterdir()))
+    again = simlab(*SLOW, "episodes=6", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 0 and f"({done} already done)" in again.stdout
