@@ -18,6 +18,7 @@ from scenarios.closing import JUDGE_PROMPT_VERSION, judge_closed, rule_closed
 from simlab.actions import Interpretation
 from simlab.agents import PersonaAgent
 from simlab.backends.base import ChatRequest, ChatResponse, Message
+from simlab.context.base import speaker_label
 from simlab.events import ENV, UTTERANCE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
@@ -173,7 +174,7 @@ class DialogueScenario(Scenario):
         """Natural close over the sliding window, by rules or by asking the backend."""
         if self.termination == "rules":
             return rule_closed([t for _, t in window], len(window))
-        lines = [f"{self.by_key[s].name}: {t}" for s, t in window]
+        lines = [f"{speaker_label(self.by_key[s].name)}: {t}" for s, t in window]
         assert self.backend is not None, "judge termination needs the engine's backend"
         verdict, raw = judge_closed(self.backend, lines, self.next_seed())
         self.log.append(step=max(self.steps_taken - 1, 0), speaker=ENV, audience=(),

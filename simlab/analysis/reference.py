@@ -157,7 +157,10 @@ def _iter_csv(path: Path) -> Iterator[_Record | CorpusError]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[_Record | CorpusError]:
-    for i, line in enumerate(read_corpus_text(path).splitlines(), start=1):
+    # "\n" only: str.splitlines would also split on U+2028 and U+0085, which JSON strings
+    # may hold raw, and so skip good records and misnumber every later line.
+    for i, line in enumerate(read_corpus_text(path).split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         where = f"{path}: line {i}"
