@@ -111,3 +111,13 @@ def test_cli_analyze_and_export_report_skips_and_honour_strict(tmp_path):
     assert "skipped 1 malformed record(s)" in exported.stderr
     assert simlab("export", str(path), "--format", "openai", "--strict",
                   "--out", str(tmp_path / "y.jsonl")).returncode == 2
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "u.jsonl"
+    record = json.dumps({"turns": [{"speaker": "A", "text": "one\u2028two"}]},
+                        ensure_ascii=False)
+    path.write_text(f"{record}\nnot json\n", encoding="utf-8")
+    run = load_reference(path)
+    assert run.events["content"].to_list() == ["one\u2028two"]
+    assert run.manifest["skipped"]["first"][0].startswith(f"{path}: line 2:")
