@@ -40,7 +40,7 @@ def clean(tmp_path_factory) -> pl.DataFrame:
 def test_endpoint_dying_mid_run_fails_the_run_and_a_resume_redoes_it(tmp_path, clean):
     port = free_port()
     run_dir = tmp_path / "run"
-    server = FakeServer(port, "--latency", "0.02").start()
+    server = FakeServer(port, "--latency", "0.05").start()
     try:
         proc = start_simlab(*_args(server.url, run_dir))
         wait_for(lambda: (run_dir / "episodes" / "ep00000").is_dir())

@@ -67,7 +67,7 @@ def test_twenty_pairs_of_simultaneous_starts_corrupt_nothing(tmp_path):
 
 def test_refused_second_run_touches_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    live = start_simlab(*SLOW, "episodes=12", f"hydra.run.dir={run_dir}")
+    live = start_simlab(*SLOW, "episodes=30", f"hydra.run.dir={run_dir}")
     try:
         wait_for(lambda: (run_dir / "episodes" / "ep00000").is_dir())
         info = holder(run_dir)
@@ -82,7 +82,7 @@ def test_refused_second_run_touches_nothing(tmp_path):
 
         before = {p: stamp(p) for p in watched}
         for other in (["seed=5"], []):  # another config, and the same one
-            second = simlab(*SLOW, "episodes=12", f"hydra.run.dir={run_dir}", *other)
+            second = simlab(*SLOW, "episodes=30", f"hydra.run.dir={run_dir}", *other)
             assert second.returncode == 2, second.stderr
             assert f"is in use by PID {live.pid}" in second.stderr
             assert "Traceback" not in second.stderr
@@ -92,10 +92,10 @@ def test_refused_second_run_touches_nothing(tmp_path):
     finally:
         rc = live.wait(300)
     assert rc == 0, live.stderr.read()
-    _whole(run_dir, 12)
+    _whole(run_dir, 30)
     # after it ended: a different config is refused before Hydra rewrites .hydra/
     config_yaml = stamp(run_dir / ".hydra" / "config.yaml")
-    refused = simlab(*SLOW, "episodes=12", "seed=5", f"hydra.run.dir={run_dir}")
+    refused = simlab(*SLOW, "episodes=30", "seed=5", f"hydra.run.dir={run_dir}")
     assert refused.returncode == 2 and "different config (keys ['seed'])" in refused.stderr
     assert stamp(run_dir / ".hydra" / "config.yaml") == config_yaml
     assert manifest(run_dir)["status"] == "complete"
