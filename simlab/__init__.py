@@ -1,16 +1,9 @@
 """simlab: simulate persona-conditioned LLM agents on a scheduler graph.
 
-The public surface is small on purpose; see docs/architecture.md for the map.
+The public surface is small on purpose; see docs/architecture.md for the map. Importing
+simlab changes no process-wide state (environment, logging, gc, exit hooks, matplotlib);
+what a backend needs is applied at its first use (e.g. :mod:`simlab.backends.litellm_adapter`).
 """
-
-import os
-
-# simlab makes no network call it was not configured to make. Imported without this,
-# litellm fetches its price map from GitHub and, offline, retries in a daemon thread
-# (litellm-model-cost-map-retry) that can still be in C code at interpreter exit, where
-# it crashes the process. Set here, it holds for whatever imports litellm after simlab;
-# set LITELLM_LOCAL_MODEL_COST_MAP=false to let litellm fetch.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from simlab.events import Event, EventLog
 

@@ -1,5 +1,10 @@
-"""The report's figures (matplotlib, Agg backend, PNG): groups side by side, with 95%
-t-intervals as error bars or bands."""
+"""The report's figures (matplotlib, PNG): groups side by side, with 95% t-intervals as
+error bars or bands.
+
+Figures are :class:`matplotlib.figure.Figure` objects saved directly (Agg renders PNG by
+itself): pyplot is never imported and the process's matplotlib backend is never switched,
+so importing or calling this module leaves a notebook's or GUI's plotting alone.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,36 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+from matplotlib import rcParams
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from simlab.analysis.compare import metric_range, t_interval
 
 
-def _grid(n: int, height: float) -> tuple[plt.Figure, list[plt.Axes]]:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure of its own with one panel (not registered with pyplot)."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _grid(n: int, height: float) -> tuple[Figure, list[Axes]]:
     """Up to four small panels a row for ``n`` metrics; spare panels hidden."""
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, height * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     return fig, list(axes.flat)[:n]
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110)  # nothing to close: no pyplot figure manager holds it
     return path
 
 
@@ -42,7 +52,7 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
         return None
     fig, axes = _grid(len(metrics), 2.6)
     groups = summary["group"].unique(maintain_order=True).to_list()
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, m in zip(axes, metrics, strict=True):
         s = summary.filter(pl.col("metric") == m)
         mean = s["mean"].fill_null(np.nan).to_numpy()
@@ -59,7 +69,7 @@ def headline_bars(summary: pl.DataFrame, metrics: Sequence[str], path: Path) -> 
     return _save(fig, path)
 
 
-def _band(ax: plt.Axes, t: pl.DataFrame, value: str, x: str, group_col: str,
+def _band(ax: Axes, t: pl.DataFrame, value: str, x: str, group_col: str,
           clip: bool = False) -> None:
     """Per group: the mean of ``value`` at each ``x`` and its 95% t-interval band, with
     ``clip`` clipped to the metric's range (:func:`metric_range`)."""
@@ -78,7 +88,7 @@ def by_turn(turns: pl.DataFrame, value: str, x: str, path: Path, title: str,
     """Mean of ``value`` by ``x`` per group, with a 95% CI band."""
     if turns.filter(pl.col(value).is_not_null()).is_empty():
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = _figure(6, 3.4)
     _band(ax, turns, value, x, "group", clip=True)
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel(x.replace("_", " "))
@@ -110,7 +120,7 @@ def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
     if s.is_empty():
         return None
     s = s.with_columns(k=pl.col("metric").str.slice(5).cast(pl.Int64)).sort("k")
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _figure(5, 3.2)
     for g in s["group"].unique(maintain_order=True).to_list():
         sub = s.filter(pl.col("group") == g)
         ax.errorbar(sub["k"], sub["mean"], yerr=np.nan_to_num(np.vstack([
@@ -133,7 +143,7 @@ def mrr_curve(summary: pl.DataFrame, path: Path) -> Path | None:
 def length_hist(turns: pl.DataFrame, reference: np.ndarray | None, path: Path) -> Path | None:
     if turns.is_empty():
         return None
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _figure(5, 3.2)
     top = int(max(turns["n_words"].max() or 1, reference.max() if reference is not None
                   and len(reference) else 1))
     bins = np.linspace(0, top + 1, min(40, top + 2))

@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import gc
 import json
-import logging
 import os
 import threading
 import time
@@ -33,6 +31,7 @@ import orjson
 
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
 from simlab.backends.http1 import HTTP1Pool
+from simlab.backends.litellm_adapter import flush_logging_worker, import_litellm, response_cost
 from simlab.backends.ratelimit import RateLimiter, estimate_tokens
 from simlab.backends.schema import parse_reply
 
@@ -43,26 +42,9 @@ _SECRETISH = ("key", "token", "secret", "password", "auth")
 _NO_KEY = "no-key"  # custom servers get this, never an unrelated key from the environment
 
 
-def _litellm() -> Any:
-    """Import litellm quietly: no debug output, no retries (``import simlab`` has already
-    set ``LITELLM_LOCAL_MODEL_COST_MAP``, so the bundled price table is used, no fetch)."""
-    import litellm
-
-    if not getattr(litellm, "_simlab_configured", False):
-        # The import leaves ~400k long-lived objects; every full collection would rescan
-        # them (0.2-0.5 s a pass at 1,000 agents). Freeze them out of the collector.
-        gc.freeze()
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False  # gone in recent versions; harmless where it exists
-        litellm.num_retries = 0
-        for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-        litellm._simlab_configured = True
-    return litellm
-
-
 _LOOP: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
 _LOOP_LOCK = threading.Lock()
+_HOOKED = False  # stop_shared_loop is registered with atexit at the first loop start
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -80,9 +62,12 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 def shared_loop() -> asyncio.AbstractEventLoop:
     """The process's one backend loop, in a daemon thread (restarted after a fork)."""
-    global _LOOP
+    global _LOOP, _HOOKED
     with _LOOP_LOCK:
         if _LOOP is None or _LOOP[0] != os.getpid() or not _LOOP[2].is_alive():
+            if not _HOOKED:  # at the first start, not at import
+                atexit.register(stop_shared_loop)
+                _HOOKED = True
             loop = new_loop()
             thread = threading.Thread(target=loop.run_forever, name="simlab-lm", daemon=True)
             thread.start()
@@ -95,8 +80,8 @@ def stop_shared_loop(timeout: float = 5.0) -> None:
 
     Left running, the daemon loop thread (and uvloop's resolver threads) are still in C
     code while the interpreter finalizes, an exit-time crash risk for a run that has
-    already finished. Registered with ``atexit`` (a no-op when no loop was made); a
-    later :func:`shared_loop` call starts a fresh one.
+    already finished. Registered with ``atexit`` when the first loop starts; a later
+    :func:`shared_loop` call starts a fresh one.
     """
     global _LOOP
     with _LOOP_LOCK:
@@ -115,8 +100,6 @@ def stop_shared_loop(timeout: float = 5.0) -> None:
         loop.close()
 
 
-atexit.register(stop_shared_loop)
-
 
 class ReplyError(RuntimeError):
     """Direct path: an HTTP error status, or (``status_code`` None) a body that is no reply."""
@@ -128,7 +111,7 @@ class ReplyError(RuntimeError):
 
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying could help: timeouts, connection loss, 408/429, 5xx, bad bodies."""
-    lt = _litellm()
+    lt = import_litellm()
     if isinstance(exc, (lt.Timeout, lt.APIConnectionError, lt.RateLimitError,
                         lt.InternalServerError, lt.ServiceUnavailableError)):
         return True
@@ -150,7 +133,7 @@ def is_fatal(exc: BaseException) -> bool:
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         return status in FATAL_STATUSES
-    lt = _litellm()
+    lt = import_litellm()
     return isinstance(exc, (lt.AuthenticationError, lt.PermissionDeniedError,
                             lt.NotFoundError))
 
@@ -198,7 +181,7 @@ class LiteLLMBackend(Backend):
         provider, _, self._bare_model = model.partition("/")
         auto = transport == "auto" and provider in OPENAI_COMPATIBLE and bool(api_base)
         self.transport = "direct" if transport == "direct" or auto else "litellm"
-        self._lt = _litellm()
+        self._lt = import_litellm()
         self._loop = shared_loop()
         self._sem = asyncio.Semaphore(max_in_flight)
         self._limiter = RateLimiter(rpm, tpm)
@@ -268,12 +251,7 @@ class LiteLLMBackend(Backend):
 
         await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(requests)))))
         if self.transport == "litellm":
-            # Drain litellm's queued logging callbacks on this loop; left queued, its atexit
-            # hook would replay them on a second loop while this one still runs them.
-            with contextlib.suppress(Exception):  # an internal API: may move between versions
-                from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
-
-                await GLOBAL_LOGGING_WORKER.flush()
+            await flush_logging_worker()  # on this loop, not replayed at exit on another
         return out
 
     async def _one(self, request: ChatRequest, key: str | None, head: bytes | None
@@ -335,9 +313,9 @@ class LiteLLMBackend(Backend):
                 self._litellm_cost(resp))
 
     def _litellm_cost(self, resp: Any) -> float:
-        cost = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
+        cost = response_cost(resp)
         if cost is not None or not self._priced:
-            return float(cost or 0.0)
+            return cost or 0.0
         try:
             return float(self._lt.completion_cost(completion_response=resp))
         except Exception:  # unknown model price: litellm raises; remember and skip
