@@ -98,7 +98,8 @@ def test_adapter_refuses_a_package_without_the_switch():
 
 
 def test_adapter_matches_installed_llama_cpp():
-    """Fails loudly when an upgrade of llama-cpp-python moves what the adapter patches."""
+    """Fails loudly when an upgrade of llama-cpp-python moves what the adapter patches
+    or reads (default parameters, KV-cache bookkeeping, the internal model)."""
     llama_cpp = pytest.importorskip("llama_cpp")
     assert llamacpp_adapter.supported(llama_cpp) == []
     import inspect
@@ -110,6 +111,27 @@ def test_adapter_matches_installed_llama_cpp():
         pytest.fail(f"llama-cpp-python {version} is not among the checked versions "
                     f"{llamacpp_adapter.CHECKED_VERSIONS}: re-check simlab/backends/"
                     "llamacpp_adapter.py and add it")
+
+
+def test_cache_and_token_functions_touch_only_what_they_say():
+    """The adapter's reads and writes of ``Llama`` internals, on a stand-in object."""
+    resets = []
+    model = types.SimpleNamespace(token_get_text=lambda t: f"<{t}>", add_bos_token=lambda: 1)
+    llm = types.SimpleNamespace(input_ids=[5, 6, 7, 8], n_tokens=3, _model=model,
+                                reset=lambda: resets.append(True))
+    assert list(llamacpp_adapter.cached_tokens(llm)) == [5, 6, 7]
+    llamacpp_adapter.keep_cached(llm, 2)
+    assert llm.n_tokens == 2 and resets == []
+    llamacpp_adapter.keep_cached(llm, 0)
+    assert resets == [True]
+    assert llamacpp_adapter.token_text(llm, 1) == "<1>"
+    assert llamacpp_adapter.adds_bos(llm) is True
+
+
+def test_adapter_lists_what_a_changed_package_lacks():
+    missing = llamacpp_adapter.supported(types.ModuleType("llama_cpp"))
+    assert "Llama.reset" in missing and "_internals.LlamaModel.token_get_text" in missing
+    assert "llama_cpp.llama_cpp.llama_model_default_params" in missing
 
 
 @pytest.mark.embedded

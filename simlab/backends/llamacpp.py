@@ -23,7 +23,14 @@ from typing import Any
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
 from simlab.backends.cpu import decide_repack
 from simlab.backends.fingerprint import file_identity
-from simlab.backends.llamacpp_adapter import loaded_extra_bufts, model_params
+from simlab.backends.llamacpp_adapter import (
+    adds_bos,
+    cached_tokens,
+    keep_cached,
+    loaded_extra_bufts,
+    model_params,
+    token_text,
+)
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
 
@@ -186,14 +193,13 @@ def chat_template_for(llm: Any, override: str | None = None) -> ChatTemplate:
             f"model {llm.model_path} has no tokenizer.chat_template; pass chat_template="
         )
     bos_id, eos_id = llm.token_bos(), llm.token_eos()
-    model = llm._model  # llama-cpp-python exposes token texts only on the internal model
     return ChatTemplate(
         template=template,
-        bos_token=model.token_get_text(bos_id) if bos_id != -1 else "",
-        eos_token=model.token_get_text(eos_id) if eos_id != -1 else "",
+        bos_token=token_text(llm, bos_id) if bos_id != -1 else "",
+        eos_token=token_text(llm, eos_id) if eos_id != -1 else "",
         tokenize=lambda text, special: llm.tokenize(text, add_bos=False, special=special),
         bos_id=bos_id if bos_id != -1 else None,
-        add_bos=bool(model.add_bos_token()),
+        add_bos=adds_bos(llm),
     )
 
 
@@ -304,12 +310,8 @@ class LlamaCppBackend(Backend):
         llm, slot = self._llm, self._slot
         keep = 0
         if self.reuse_prefix:
-            keep = reusable_prefix(llm.input_ids[: llm.n_tokens], slot.batched, prompt, llm.n_batch)
-        # llama-cpp-python reuses the KV of the cached tokens left below n_tokens.
-        if keep == 0:
-            llm.reset()
-        else:
-            llm.n_tokens = keep
+            keep = reusable_prefix(cached_tokens(llm), slot.batched, prompt, llm.n_batch)
+        keep_cached(llm, keep)
         slot.batched = 0  # until this prompt is evaluated
         out = self._llm.create_completion(
             prompt=prompt,

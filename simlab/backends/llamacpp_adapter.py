@@ -1,5 +1,5 @@
 """Where simlab reaches into llama-cpp-python internals: model parameters it has no
-argument for.
+argument for, the KV-cache bookkeeping it trims, token texts it reads.
 
 ``llama_cpp.Llama`` builds its ``llama_model_params`` from
 ``llama_cpp.llama_cpp.llama_model_default_params()`` inside ``__init__`` and loads the
@@ -15,8 +15,9 @@ upgrade moves any of it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 CHECKED_VERSIONS = ("0.3.36",)
@@ -25,6 +26,34 @@ _PATCH_LOCK = threading.Lock()
 
 def supported(llama_cpp: Any) -> list[str]:
     """What this adapter needs from the installed package; an empty list if all is there."""
+    return _params_missing(llama_cpp) + _cache_missing(llama_cpp)
+
+
+#: Source fragments of ``Llama`` that the cache functions rely on (checked by the test).
+_SOURCE = {
+    "__init__": ("self.n_tokens = 0", "self.input_ids", "self._model = "),
+    "generate": ("if reset and self.n_tokens > 0", "self._input_ids"),
+}
+
+
+def _cache_missing(llama_cpp: Any) -> list[str]:
+    llama = getattr(llama_cpp, "Llama", None)
+    missing = [f"Llama.{name}" for name in ("reset", "create_completion", "generate")
+               if not callable(getattr(llama, name, None))]
+    for method, fragments in _SOURCE.items():
+        try:
+            source = inspect.getsource(getattr(llama, method))
+        except (TypeError, OSError, AttributeError):
+            missing.append(f"Llama.{method} source")
+            continue
+        missing += [f"Llama.{method}: {f!r}" for f in fragments if f not in source]
+    model = getattr(getattr(llama_cpp, "_internals", None), "LlamaModel", None)
+    missing += [f"_internals.LlamaModel.{name}" for name in ("token_get_text", "add_bos_token")
+                if not callable(getattr(model, name, None))]
+    return missing
+
+
+def _params_missing(llama_cpp: Any) -> list[str]:
     missing = []
     low = getattr(llama_cpp, "llama_cpp", None)
     if low is None or not callable(getattr(low, "llama_model_default_params", None)):
@@ -37,7 +66,7 @@ def supported(llama_cpp: Any) -> list[str]:
 
 
 def _require(llama_cpp: Any) -> None:
-    missing = supported(llama_cpp)
+    missing = _params_missing(llama_cpp)
     if missing:
         raise RuntimeError(
             f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')} lacks {missing}; "
@@ -92,3 +121,27 @@ def _setting(factory: Any, use_extra_bufts: bool) -> Any:
         return params
 
     return patched
+
+
+def cached_tokens(llm: Any) -> Sequence[int]:
+    """The tokens whose KV the context holds now, in order."""
+    return llm.input_ids[: llm.n_tokens]
+
+
+def keep_cached(llm: Any, keep: int) -> None:
+    """Let the next completion reuse the KV of only the first ``keep`` cached tokens
+    (``0``: none, a full reset)."""
+    if keep <= 0:
+        llm.reset()
+    else:
+        llm.n_tokens = keep
+
+
+def token_text(llm: Any, token: int) -> str:
+    """A token's text (e.g. ``"<|im_start|>"`` for a special token)."""
+    return llm._model.token_get_text(token)
+
+
+def adds_bos(llm: Any) -> bool:
+    """Whether the model asks for a BOS token at the start of a prompt."""
+    return bool(llm._model.add_bos_token())
