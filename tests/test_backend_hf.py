@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +53,64 @@ def test_missing_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(BackendError, match=re.escape("pip install 'simlab[transformers]'")):
         import_torch_transformers()
+
+
+def test_fast_gguf_load_memoises_inside_the_block_only() -> None:
+    gguf = pytest.importorskip("gguf")
+    from simlab.backends.hf_adapter import PATCHED, fast_gguf_load
+
+    real = {name: getattr(gguf, name) for name in PATCHED}
+    with fast_gguf_load():
+        assert all(hasattr(getattr(gguf, name), "cache_info") for name in PATCHED)
+        assert gguf.get_tensor_name_map is not real["get_tensor_name_map"]
+    assert {name: getattr(gguf, name) for name in PATCHED} == real
+    with pytest.raises(KeyError), fast_gguf_load():
+        raise KeyError("a failed load")
+    assert {name: getattr(gguf, name) for name in PATCHED} == real
+
+
+def test_adapter_matches_installed_transformers_and_gguf() -> None:
+    """Fails loudly when an upgrade of transformers or gguf moves what the adapter swaps."""
+    from importlib.metadata import version
+
+    from simlab.backends import hf_adapter
+
+    gguf = pytest.importorskip("gguf")
+    pytest.importorskip("torch")
+    utils = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
+    assert hf_adapter.supported(gguf, utils) == []
+    for package, checked in hf_adapter.CHECKED_VERSIONS.items():
+        if version(package) not in checked:
+            pytest.fail(f"{package} {version(package)} is not among the checked versions "
+                        f"{checked}: re-check simlab/backends/hf_adapter.py and add it")
+
+
+def _module_from(path: Path, source: str) -> Any:
+    import importlib.util
+
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_adapter_notices_functions_bound_at_import(tmp_path: Path) -> None:
+    import types
+
+    from simlab.backends import hf_adapter
+
+    gguf = types.SimpleNamespace(GGUFReader=object, get_tensor_name_map=dict)
+    lazy = "def load():\n" + "".join(f"    {line}\n" for line in hf_adapter.PATCHED.values())
+    assert hf_adapter.supported(gguf, _module_from(tmp_path / "lazy.py", lazy)) == []
+    eager = "GGUFReader = object\ndef load():\n    from gguf import MODEL_ARCH_NAMES\n"
+    assert hf_adapter.supported(gguf, _module_from(tmp_path / "eager.py", eager)) == [
+        "modeling_gguf_pytorch_utils.GGUFReader bound at import",
+        "modeling_gguf_pytorch_utils: 'from gguf import MODEL_ARCH_NAMES, get_tensor_name_map'",
+    ]
+    assert hf_adapter.supported(types.SimpleNamespace(), types.ModuleType("x"))[:2] == [
+        "gguf.GGUFReader", "gguf.get_tensor_name_map"]
 
 
 # --------------------------------------------------------------------- embedded model

@@ -9,18 +9,18 @@ is put in the prompt and the reply validated (the engine re-asks on failure).
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
+from simlab.backends.hf_adapter import fast_gguf_load
 from simlab.backends.llamacpp import default_model_path
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
@@ -80,23 +80,6 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     return (text[: min(hits)], True) if hits else (text, False)
 
 
-@contextlib.contextmanager
-def _fast_gguf_load() -> Iterator[None]:
-    """Memoise two pure gguf-py calls while loading: ~4x faster GGUF import.
-
-    transformers 5.x parses the GGUF (a 49k-entry vocab: seconds) three times and rebuilds
-    gguf's tensor-name map once per submodule (~400 times).
-    """
-    import gguf
-
-    real = gguf.GGUFReader, gguf.get_tensor_name_map
-    gguf.GGUFReader, gguf.get_tensor_name_map = map(functools.cache, real)
-    try:
-        yield
-    finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = real
-
-
 @dataclass(slots=True)
 class _Loaded:
     """A model and tokenizer shared process-wide; ``lock`` serialises generation."""
@@ -129,7 +112,7 @@ def load(
         try:
             # "auto" keeps a checkpoint's dtype; dequantized GGUF weights are float32.
             model_kw = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
-            with _fast_gguf_load() if gguf_file else contextlib.nullcontext():
+            with fast_gguf_load() if gguf_file else contextlib.nullcontext():
                 tok = transformers.AutoTokenizer.from_pretrained(model, **kw)
                 net = transformers.AutoModelForCausalLM.from_pretrained(
                     model, **kw, **({} if gguf_file and dtype == "auto" else model_kw)
