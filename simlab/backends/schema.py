@@ -1,86 +1,159 @@
-"""A small JSON-schema subset: validation, parsing of model replies, minimal instances.
+"""JSON Schema for structured replies: validation, parsing of model replies, minimal instances.
 
 Backends that support structured output all need the same three things: check a reply
 against the request's schema, turn raw text into ``parsed`` or a recorded error, and (for
-the mock) produce a valid instance without a model. The subset covers what scenarios
-ask for — ``type`` (single or list), ``properties``, ``required``, ``additionalProperties``,
-``enum``, ``const``, ``minimum``/``maximum``, ``items``, ``minItems``/``maxItems``,
-``minLength``/``maxLength`` — so no third-party validator is needed. Unknown keywords are
-ignored rather than rejected, matching JSON Schema's own rule.
+the mock) produce a valid instance without a model. Validation is the ``jsonschema``
+library's (draft 2020-12 unless the schema names another with ``$schema``), so every
+keyword is enforced: ``anyOf``/``oneOf``/``allOf``/``not``, ``pattern``, local ``$ref``
+and the rest. ``format`` stays an annotation (the standard's default); a remote ``$ref``
+is an error, never a download.
+
+Errors read ``"<json path>: <reason>"`` (``$.tags[0]: 'z' is not one of ['x', 'y']``),
+in instance order. For the keywords simlab's earlier hand-written validator covered the
+wording and order are that validator's, because a re-asked model is shown them; others
+take jsonschema's message, which names the offending value.
+:func:`example_instance` (the mock's replies) still covers only that subset.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import re
+from collections.abc import Iterator
 from typing import Any
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "null": (type(None),),
-}
+import referencing.exceptions
+from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema.exceptions import SchemaError
+
+#: Keywords with the old validator's wording, in the order it checked them at one value.
+_RANK = {k: i for i, k in enumerate((
+    "type", "enum", "const", "minimum", "maximum", "minLength", "maxLength", "minItems",
+    "maxItems", "required"))}
 
 
-def _is_type(value: Any, name: str) -> bool:
-    if name not in _TYPES:
-        return True  # unknown type names are not ours to reject
-    if isinstance(value, bool) and name not in ("boolean",):
-        return False  # JSON booleans are not numbers, though Python says otherwise
-    if name == "integer" and isinstance(value, float):
-        return value.is_integer()
-    return isinstance(value, _TYPES[name])
+def _message(error: ValidationError) -> str:
+    word, value, instance = error.validator, error.validator_value, error.instance
+    if word == "type":
+        names = [value] if isinstance(value, str) else list(value)
+        return f"expected {' or '.join(map(str, names))}, got {type(instance).__name__}"
+    known = {
+        "enum": lambda: f"{instance!r} is not one of {value!r}",
+        "const": lambda: f"expected {value!r}",
+        "minimum": lambda: f"{instance} < minimum {value}",
+        "maximum": lambda: f"{instance} > maximum {value}",
+        "minLength": lambda: f"shorter than minLength {value}",
+        "maxLength": lambda: f"longer than maxLength {value}",
+        "minItems": lambda: f"fewer than minItems {value}",
+        "maxItems": lambda: f"more than maxItems {value}",
+    }
+    return known[word]() if word in known else error.message
+
+
+def _required(base: Any) -> Any:
+    """``required``, naming the missing key in simlab's wording."""
+
+    def check(validator: Any, required: Any, instance: Any, schema: Any
+              ) -> Iterator[ValidationError]:
+        if not validator.is_type(instance, "object") or not isinstance(required, list):
+            yield from base(validator, required, instance, schema)  # e.g. draft 3's boolean
+            return
+        for key in required:
+            if key not in instance:
+                yield ValidationError(f"missing required property {key!r}")
+
+    return check
+
+
+def _additional(base: Any) -> Any:
+    """``additionalProperties: false`` as one error per unexpected key (jsonschema lists
+    them all in one); any other value is jsonschema's own."""
+
+    def check(validator: Any, extra: Any, instance: Any, schema: Any
+              ) -> Iterator[ValidationError]:
+        if extra is not False or not validator.is_type(instance, "object"):
+            yield from base(validator, extra, instance, schema)
+            return
+        declared = schema.get("properties", {})
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        for key in instance:
+            if key not in declared and not any(p.search(key) for p in patterns):
+                error = ValidationError(f"unexpected property {key!r}")
+                error.unexpected_key = key  # type: ignore[attr-defined]  # where it sorts
+                yield error
+
+    return check
+
+
+@functools.cache
+def _checker(base: type) -> type:
+    """``base`` (a jsonschema validator class) with simlab's two reworded keywords."""
+    own = base.VALIDATORS  # type: ignore[attr-defined]
+    mine = {"required": _required, "additionalProperties": _additional}
+    return validators.extend(base, {k: wrap(own[k]) for k, wrap in mine.items() if k in own})
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(text: str) -> Any:
+    """A checked validator for the schema ``text`` (its own copy: immune to later edits)."""
+    schema = json.loads(text)
+    base = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        base.check_schema(schema)
+    except SchemaError as exc:
+        where = _path(exc.absolute_path, "schema")
+        raise ValueError(f"invalid JSON schema: {exc.message} at {where}") from None
+    return _checker(base)(schema)
+
+
+def _path(parts: Any, root: str = "$") -> str:
+    return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _order(instance: Any, error: ValidationError) -> tuple[Any, ...]:
+    """Sort key: depth-first through the instance (values in their own order, each value's
+    own errors before its children's), then by keyword as the old validator checked."""
+    key: list[Any] = []
+    node = instance
+    parts = list(error.absolute_path)
+    if hasattr(error, "unexpected_key"):
+        parts.append(error.unexpected_key)
+    for part in parts:
+        if isinstance(node, dict):
+            key.append(list(node).index(part) if part in node else len(node))
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            key.append(part)
+            node = node[part]
+        else:  # a path into a missing value (draft 3 reports ``required`` there)
+            key.append(0)
+            node = None
+    return (*key, -1, _RANK.get(str(error.validator), len(_RANK)))
 
 
 def validate(instance: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
-    """Return every violation as ``"<json path>: <reason>"``; empty means valid."""
-    errors: list[str] = []
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else list(types)
-        if not any(_is_type(instance, t) for t in names):
-            return [f"{path}: expected {' or '.join(names)}, got {type(instance).__name__}"]
-    if "enum" in schema and instance not in schema["enum"]:
-        errors.append(f"{path}: {instance!r} is not one of {schema['enum']!r}")
-    if "const" in schema and instance != schema["const"]:
-        errors.append(f"{path}: expected {schema['const']!r}")
-    if isinstance(instance, (int, float)) and not isinstance(instance, bool):
-        if "minimum" in schema and instance < schema["minimum"]:
-            errors.append(f"{path}: {instance} < minimum {schema['minimum']}")
-        if "maximum" in schema and instance > schema["maximum"]:
-            errors.append(f"{path}: {instance} > maximum {schema['maximum']}")
-    if isinstance(instance, str):
-        if len(instance) < schema.get("minLength", 0):
-            errors.append(f"{path}: shorter than minLength {schema['minLength']}")
-        if "maxLength" in schema and len(instance) > schema["maxLength"]:
-            errors.append(f"{path}: longer than maxLength {schema['maxLength']}")
-    if isinstance(instance, list):
-        if len(instance) < schema.get("minItems", 0):
-            errors.append(f"{path}: fewer than minItems {schema['minItems']}")
-        if "maxItems" in schema and len(instance) > schema["maxItems"]:
-            errors.append(f"{path}: more than maxItems {schema['maxItems']}")
-        items = schema.get("items")
-        if isinstance(items, dict):
-            for i, item in enumerate(instance):
-                errors.extend(validate(item, items, f"{path}[{i}]"))
-    if isinstance(instance, dict):
-        props: dict[str, Any] = schema.get("properties", {})
-        for key in schema.get("required", []):
-            if key not in instance:
-                errors.append(f"{path}: missing required property {key!r}")
-        extra = schema.get("additionalProperties", True)
-        for key, value in instance.items():
-            if key in props:
-                errors.extend(validate(value, props[key], f"{path}.{key}"))
-            elif extra is False:
-                errors.append(f"{path}: unexpected property {key!r}")
-            elif isinstance(extra, dict):
-                errors.extend(validate(value, extra, f"{path}.{key}"))
-    return errors
+    """Return every violation as ``"<json path>: <reason>"``; empty means valid.
+
+    Raises ``ValueError`` for a schema that is not valid JSON Schema, or whose ``$ref``
+    cannot be resolved locally (nothing is fetched).
+    """
+    validator = _validator(json.dumps(schema))
+    try:
+        errors = list(validator.iter_errors(instance))
+    except referencing.exceptions.Unresolvable as exc:
+        ref = getattr(exc, "ref", exc)
+        raise ValueError(f"invalid JSON schema: cannot resolve $ref {ref!r} "
+                         "(only references inside the schema are followed)") from None
+    if not errors:
+        return []
+    # The old validator stopped at a value of the wrong type: no enum/const noise after it.
+    typed = {(tuple(e.absolute_path), id(e.schema)) for e in errors if e.validator == "type"}
+    errors = [e for e in errors if e.validator == "type"
+              or (tuple(e.absolute_path), id(e.schema)) not in typed]
+    errors.sort(key=lambda e: _order(instance, e))
+    return [f"{_path(e.absolute_path, path)}: {_message(e)}" for e in errors]
 
 
 def parse_reply(text: str, schema: dict[str, Any]) -> tuple[Any, str]:
