@@ -19,7 +19,6 @@ re-analysis with the same judge and prompt version makes no calls. Unusable repl
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import polars as pl
 
 from simlab.analysis.corpus import Corpus
 from simlab.backends.base import Backend, ChatRequest, Message
+from simlab.backends.structured import read_structured
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,7 @@ def _ask(backend: Backend, requests: Sequence[ChatRequest]) -> list[dict | None]
     out: list[dict | None] = []
     for i in range(0, len(requests), BATCH):
         for resp in backend.generate(list(requests[i:i + BATCH])):
-            parsed = resp.parsed if resp.ok else None
-            if parsed is None and resp.ok:
-                try:
-                    parsed = json.loads(resp.text)
-                except json.JSONDecodeError:
-                    parsed = None
+            parsed = read_structured(resp)
             out.append(parsed if isinstance(parsed, dict) else None)
     return out
 
