@@ -30,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_dialogue import machine
 from conftest import compose
 
-from scenarios.economy import EconomyScenario
-from scenarios.opinion import OpinionScenario
+from scenarios.economy import EconomyConfig, EconomyScenario
+from scenarios.opinion import OpinionConfig, OpinionScenario
 from simlab.population import build_population
 from simlab.runner import make_backend
-from simlab.scheduler import TickEngine, make_policy, run_episode
+from simlab.scheduler import TickEngine, run_episode
+from simlab.scheduler.settings import EngineConfig
 
 
 def tvd(a: Sequence[float], b: Sequence[float]) -> float:
@@ -43,16 +44,18 @@ def tvd(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def episode(kind: str, people, backend, seed: int, archetypes: bool, ticks: int):
-    common = {"population": people, "episode_id": "bench", "seed": seed,
-              "schedule": make_policy("simultaneous"), "archetypes": archetypes,
-              "max_consecutive_failures": 10**6}
+    episode = {"episode_id": "bench", "seed": seed}
     if kind == "economy":
-        sc = EconomyScenario(n_workers=len(people), ticks=ticks, tax_year=ticks + 1,
-                             planner="us_federal", **common)
+        sc = EconomyScenario.create(
+            EconomyConfig(n_workers=len(people), ticks=ticks, tax_year=ticks + 1,
+                          planner="us_federal", archetypes=archetypes), people, **episode)
     else:
-        sc = OpinionScenario(n_agents=len(people), ticks=ticks, survey_every=0, **common)
+        sc = OpinionScenario.create(
+            OpinionConfig(n_agents=len(people), ticks=ticks, survey_every=0,
+                          archetypes=archetypes), people, **episode)
+    settings = EngineConfig(max_steps=100, max_consecutive_failures=10**6)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    run_episode(TickEngine(sc, backend, max_steps=100))
+    run_episode(TickEngine(sc, backend, settings=settings))
     calls = [e for e in sc.log if e.prompt_tokens or e.completion_tokens]
     cost = {"calls": len(calls), "prompt": sum(e.prompt_tokens for e in calls),
             "completion": sum(e.completion_tokens for e in calls),

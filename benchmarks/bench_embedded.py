@@ -28,12 +28,13 @@ SAMPLING = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.2}
 
 def dialogue_prompts(n_turns: int) -> list[ChatRequest]:
     """The requests of a real dialogue episode (views recorded from a mock run)."""
-    from scenarios.dialogue import DialogueScenario
+    from scenarios.dialogue import DialogueConfig, DialogueScenario
+    from simlab.scheduler.settings import EngineConfig
 
     recorder = MockBackend()
-    sc = DialogueScenario(population=load_personas(default_persona_path()), episode_id="b",
-                          seed=1, min_turns=n_turns, max_turns=n_turns)
-    run_episode(TickEngine(sc, recorder, max_steps=4 * n_turns))
+    sc = DialogueScenario.create(DialogueConfig(min_turns=n_turns, max_turns=n_turns),
+                                 load_personas(default_persona_path()), episode_id="b", seed=1)
+    run_episode(TickEngine(sc, recorder, settings=EngineConfig(max_steps=4 * n_turns)))
     return list(recorder.calls)
 
 

@@ -36,13 +36,13 @@ from bench_dialogue import machine
 from bench_throughput import TimedBackend
 from servers.fake_openai import serve, stats
 
-from scenarios.economy import EconomyScenario
-from scenarios.opinion import OpinionScenario
+from scenarios.economy import EconomyConfig, EconomyScenario
+from scenarios.opinion import OpinionConfig, OpinionScenario
 from simlab.events import FAILURE
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 from simlab.scheduler import TickEngine, run_episode
-from simlab.scheduler.policies import Simultaneous
+from simlab.scheduler.settings import EngineConfig
 
 LEAN = importlib.util.find_spec("latency_server") is not None
 
@@ -58,13 +58,19 @@ def population(n: int) -> list[Persona]:
 
 
 def make(kind: str, n: int, ticks: int, survey_every: int) -> Scenario:
-    common = {"population": population(n), "episode_id": "bench", "seed": 7,
-              "schedule": Simultaneous(), "max_consecutive_failures": 10**9}
     if kind == "economy":
-        return EconomyScenario(n_workers=n, ticks=ticks, tax_year=5, planner="saez",
-                               **common)
-    return OpinionScenario(n_agents=n, ticks=ticks, survey_every=survey_every, degree=4,
-                           max_tokens=48, **common)
+        config = EconomyConfig(n_workers=n, ticks=ticks, tax_year=5, planner="saez")
+        return EconomyScenario.create(config, population(n), episode_id="bench", seed=7)
+    config = OpinionConfig(n_agents=n, ticks=ticks, survey_every=survey_every, degree=4,
+                           max_tokens=48)
+    return OpinionScenario.create(config, population(n), episode_id="bench", seed=7)
+
+
+def engine(sc: Scenario, backend: TimedBackend, max_steps: int) -> TickEngine:
+    """The engine as the phased scenarios' specs configure it (no consecutive-failure stop;
+    their phase plan is their schedule)."""
+    return TickEngine(sc, backend, settings=EngineConfig(max_steps=max_steps,
+                                                         max_consecutive_failures=10**9))
 
 
 def batches(sc: Scenario) -> int:
@@ -77,7 +83,7 @@ def one(backend: TimedBackend, url: str, args: argparse.Namespace, kind: str) ->
     backend.in_generate = 0.0
     stats(url, reset=True)
     cpu0, main0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
-    run_episode(TickEngine(sc, backend, max_steps=10_000))
+    run_episode(engine(sc, backend, 10_000))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     main = time.thread_time() - main0  # engine + scenario (the client runs on its own thread)
     t1 = time.perf_counter()
@@ -119,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         backend = TimedBackend("openai/fake", api_base=url, max_in_flight=args.cap,
                                timeout_s=30.0, transport=args.transport)
         try:
-            run_episode(TickEngine(make("economy", min(args.agents, args.cap), 1, 0), backend,
-                                   max_steps=10))  # warm: connections, imports
+            run_episode(engine(make("economy", min(args.agents, args.cap), 1, 0), backend,
+                               10))  # warm: connections, imports
             for kind in kinds:
                 runs = [one(backend, url, args, kind) for _ in range(args.repeats)]
                 report(kind, runs, waves, args)

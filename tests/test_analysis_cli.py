@@ -3,6 +3,7 @@ summaries, graceful degradation, the judge with its prompt versions and cache, e
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import polars as pl
@@ -10,13 +11,16 @@ import pytest
 from _analysis_runs import write_run
 from conftest import compose
 
+from simlab import registry
 from simlab.analysis import analyze
 from simlab.analysis.judge import PROMPTS
 from simlab.backends.mock import MockBackend
 from simlab.backends.wrappers import wrap_backend
 from simlab.cli.main import main
+from simlab.registry import ScenarioSpec
 from simlab.runner import run
 from simlab.scenario import Scenario
+from simlab.scenario_config import ScenarioConfig
 
 SPC = str(Path(__file__).parent / "fixtures" / "spc_small.csv")
 
@@ -57,7 +61,8 @@ def test_analyze_sweep_compares_projections_with_intervals(sweep, tmp_path):
 
 
 class SummaryScenario(Scenario):
-    """Only its ``summarize`` is used: analysis imports it from the manifest's target."""
+    """Only its ``summarize`` is used: analysis finds it in the scenario registry by the
+    manifest's ``config.scenario.name``."""
 
     def setup(self, population):  # pragma: no cover - never run
         raise NotImplementedError
@@ -78,20 +83,36 @@ class BrokenScenario(SummaryScenario):
         raise KeyError("price")
 
 
-def test_scenario_summaries_are_written_and_reported(tmp_path):
-    target = f"{__name__}.SummaryScenario"
+SUMMARY_SPEC = ScenarioSpec("summ", SummaryScenario, ScenarioConfig)
+BROKEN_SPEC = ScenarioSpec("summ_broken", BrokenScenario, ScenarioConfig)
+
+
+@pytest.fixture
+def summary_plugins(monkeypatch):
+    """Install the two scenarios above as plugins would: entry points of the
+    ``simlab.scenarios`` group, beside the real ones."""
+    real = registry.entry_points
+    ours = [EntryPoint(spec.name, f"{__name__}:{var}", registry.ENTRY_POINT_GROUP)
+            for spec, var in ((SUMMARY_SPEC, "SUMMARY_SPEC"), (BROKEN_SPEC, "BROKEN_SPEC"))]
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [*real(group=group), *ours])
+    registry.refresh()
+    yield
+    registry.refresh()
+
+
+def test_scenario_summaries_are_written_and_reported(tmp_path, summary_plugins):
     runs = [write_run(tmp_path / f"r{i}", [[("a", "hello"), ("b", "hi")]], {"a": "x", "b": "y"},
-                      config={"seed": i, "scenario": {"_target_": target, "name": "summ"}})
+                      config={"seed": i, "scenario": {"name": "summ"}})
             for i in range(2)]
     broken = write_run(tmp_path / "r2", [[("a", "hello"), ("b", "hi")]], {"a": "x", "b": "y"},
-                       config={"seed": 2, "scenario": {"_target_": f"{__name__}.BrokenScenario",
-                                                       "name": "summ"}})
+                       config={"seed": 2, "scenario": {"name": "summ_broken"}})
     an = analyze([*runs, broken], out=tmp_path / "out", formats=["md"], plots=False)
     table = pl.read_parquet(tmp_path / "out" / "scenario" / "turn_counts.parquet")
     assert table.height == 2 and table["n_turns"].to_list() == [2, 2]
     assert set(table["run"]) == {"r0", "r1"}
     assert set(table["group"]) == {"18-34"}  # the table's own column is kept
-    assert set(table["analysis_group"]) == {f"scenario._target_={target}"}
+    assert set(table["analysis_group"]) == {"scenario=summ"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "### turn_counts" in report
     assert "BrokenScenario.summarize failed: KeyError" in report

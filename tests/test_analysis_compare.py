@@ -43,8 +43,8 @@ def test_groups_are_the_differing_keys_with_seeds_as_replicates():
 
 
 def test_a_differing_group_choice_stands_for_all_its_keys():
-    econ = {"seed": 0, "scenario": {"_target_": "e.Economy", "name": "economy", "tax": 1}}
-    opin = {"seed": 0, "scenario": {"_target_": "o.Opinion", "name": "opinion", "graph": "sbm"}}
+    econ = {"seed": 0, "scenario": {"name": "economy", "tax": 1}}
+    opin = {"seed": 0, "scenario": {"name": "opinion", "graph": "sbm"}}
     assert group_labels([econ, opin]) == (["scenario=economy", "scenario=opinion"],
                                           ["scenario.name"])
 

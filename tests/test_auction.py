@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from scenarios.auction import AuctionScenario
+from scenarios.auction import AuctionConfig, AuctionScenario
+from scenarios.auction.rules import AuctionSchedule
 from simlab.backends.base import ChatResponse
 from simlab.backends.mock import MockBackend
 from simlab.events import FAILURE, NARRATION, NOTE, UTTERANCE
@@ -24,6 +25,7 @@ from simlab.personas.model import Persona
 from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.graph import run_episode
 from simlab.scheduler.policies import make_policy
+from simlab.scheduler.settings import EngineConfig, ScheduleConfig
 
 HOUSES = [
     {"id": "h1", "name": "Garden House", "description": "a house with a garden",
@@ -47,12 +49,13 @@ PEOPLE = [_bidder("a", "Ana Diaz", 300_000, 1.5, 0.9),
 def _auction(fmt: str = "english", rules=("truthful",) * 3, people=PEOPLE, **kw):
     opts = {"items": HOUSES, "n_items": 2, "n_bidders": len(people), "shuffle": False,
             "taste_sd": 0.0, "value_noise": 0.0, "max_rounds": 20, "talk": False, **kw}
-    return AuctionScenario(population=people, episode_id="e", seed=0, format=fmt,
-                           rule_bidders=list(rules), **opts)
+    config = AuctionConfig(format=fmt, rule_bidders=list(rules), **opts)
+    return AuctionScenario.create(config, people, episode_id="e", seed=0)
 
 
-def _play(sc: AuctionScenario, backend=None) -> AuctionScenario:
-    run_episode(TickEngine(sc, backend or MockBackend(), max_steps=100))
+def _play(sc: AuctionScenario, backend=None, **engine) -> AuctionScenario:
+    settings = EngineConfig(**{"max_steps": 100, **engine})
+    run_episode(TickEngine(sc, backend or MockBackend(), settings=settings))
     return sc
 
 
@@ -144,8 +147,9 @@ def test_inefficient_sale_and_unsold_lot_are_measured():
 def _llm_auction(replies, rules=("truthful",), people=PEOPLE[:2], **kw):
     """Ana answers by rule; the remaining bidders are the (mock) model's, in order."""
     backend = MockBackend(replies=replies)
-    opts = {"n_items": 1, "bid_schema": "open", "max_reasks": 1, **kw}
-    return _play(_auction("english", rules=rules, people=people, **opts), backend), backend
+    opts = {"n_items": 1, "bid_schema": "open", **kw}
+    sc = _auction("english", rules=rules, people=people, **opts)
+    return _play(sc, backend, max_reasks=1), backend
 
 
 def _rows(sc, bidder):
@@ -235,12 +239,13 @@ def test_private_notes_are_seen_by_their_owner_only():
                   profiling=True, n_items=1)
     backend = MockBackend(replies=['{"action": "bid", "amount": 70000, "plan": "win cheap", '
                                    '"rivals": "Ana looks rich"}'])
-    _play(sc, backend)
+    engine = TickEngine(sc, backend, settings=EngineConfig(max_steps=100))
+    run_episode(engine)
     notes = _kinds(sc, NOTE)
     assert [(e.speaker, e.audience, e.content) for e in notes] == [
         ("b", (), "My plan: win cheap"), ("b", (), "My read on my rivals: Ana looks rich")]
-    ben = "\n".join(m.content for m in sc.projector.view("b", sc.log))
-    ana = "\n".join(m.content for m in sc.projector.view("a", sc.log))
+    ben = "\n".join(m.content for m in engine.projector.view("b", sc.log))
+    ana = "\n".join(m.content for m in engine.projector.view("a", sc.log))
     assert "(Your private note) My plan: win cheap" in ben and "win cheap" not in ana
     assert "Private note for Ben Okafor: you estimate Garden House is worth $120,000" in ben
     assert "Private note for Ben Okafor" not in ana and "Private note for Ana Diaz" in ana
@@ -292,31 +297,44 @@ def test_census_style_personas_get_budgets_from_income():
 
 def test_constructor_errors_name_the_key():
     with pytest.raises(ValueError, match=r"scenario.format: expected one of"):
-        _auction("dutch")
+        AuctionConfig(format="dutch")
     with pytest.raises(ValueError, match=r"scenario.rule_bidders: 4 rule bidders but only "
                                          r"n_bidders=3"):
-        _auction(rules=("truthful",) * 4)
+        AuctionConfig(n_bidders=3, rule_bidders=["truthful"] * 4)
     with pytest.raises(ValueError, match=r"scenario.rule_bidders: unknown type\(s\) \['greedy'\]"):
-        _auction(rules=("greedy",))
+        AuctionConfig(rule_bidders=["greedy"])
     with pytest.raises(ValueError, match=r"scenario.n_items: 3 lots but only 2 items"):
-        _auction(n_items=3)
+        AuctionScenario(AuctionConfig(items=HOUSES, n_items=3), episode_id="e")
     with pytest.raises(ValueError, match="population: the auction needs n_bidders=4"):
         _auction(n_bidders=4)
-    with pytest.raises(ValueError, match=r"scenario.schedule: in an auction the auctioneer"):
-        _auction(schedule=make_policy("random"))
     with pytest.raises(ValueError, match=r"persona 'maya': an auction bidder needs "
                                          r"attributes.budget_usd"):
         _auction(rules=(), people=load_personas(default_persona_path()), n_bidders=4,
                  shuffle=False)
     with pytest.raises(ValueError, match=r"scenario.max_rounds: must be >= 1"):
-        _auction(max_rounds=0)
+        AuctionConfig(max_rounds=0)
+
+
+def test_the_auctioneer_schedules_whatever_schedule_is_configured():
+    # the auctioneer decides who bids: a configured schedule (engine.schedule, or a policy
+    # object given to the engine) does not apply to an auction
+    sc = _auction("english")
+    assert isinstance(TickEngine(sc, MockBackend(), schedule=make_policy("random")).policy,
+                      AuctionSchedule)
+    settings = EngineConfig(max_steps=100, schedule=ScheduleConfig(name="random"))
+    assert isinstance(TickEngine(sc, MockBackend(), settings=settings).policy, AuctionSchedule)
+    # and the auction runs as the hand-worked one (test_english_with_truthful_bidders)
+    run_episode(TickEngine(sc, MockBackend(), settings=settings,
+                           schedule=make_policy("simultaneous")))
+    assert _lots(sc) == [("a", 130_000, 10, "sold_no_new_bid", True),
+                         ("c", 170_000, 9, "sold_no_new_bid", True)]
 
 
 def test_same_seed_same_auction_with_random_bidders():
     def run(seed):
-        sc = AuctionScenario(population=load_personas("personas/bidders.yaml"),
-                             episode_id="e", seed=seed, rule_bidders=["random"] * 3,
-                             format="english")
+        config = AuctionConfig(rule_bidders=["random"] * 3, format="english")
+        sc = AuctionScenario.create(config, load_personas("personas/bidders.yaml"),
+                                    episode_id="e", seed=seed)
         return [(e.speaker, e.kind, e.content) for e in _play(sc).log]
 
     assert run(3) == run(3)

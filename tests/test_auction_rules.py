@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.auction_bidders import first_price_bid, rule_action
-from scenarios.auction_items import Item, budget_of, draw_values, load_items, parse_items
-from scenarios.auction_metrics import lot_benchmark
-from scenarios.auction_rules import (
+from scenarios.auction.bidders import first_price_bid, rule_action
+from scenarios.auction.items import Item, budget_of, draw_values, load_items, parse_items
+from scenarios.auction.metrics import lot_benchmark
+from scenarios.auction.rules import (
     Action,
     Lot,
     bid_levels,

@@ -10,9 +10,10 @@ import pytest
 from conftest import compose
 
 from scenarios.auction import AuctionScenario
-from scenarios.auction_metrics import METRICS, auction_comparison, by_trait, compare_formats
-from scenarios.sweep import summarize_runs
+from scenarios.auction.metrics import METRICS, auction_comparison, by_trait, compare_formats
+from simlab.analysis.runs import summarize_runs
 from simlab.events import WALL_CLOCK_COLUMNS
+from simlab.registry import spec_of_run
 from simlab.runner import run
 from simlab.store import load_run
 
@@ -106,8 +107,9 @@ def test_sweep_over_formats_and_seeds_gives_one_metrics_table(tmp_path):
 
 def test_summarize_is_found_from_the_manifest(tmp_path):
     t = _run(tmp_path, "s", "episodes=1")
-    target = t.manifest["config"]["scenario"]["_target_"]
-    assert target == "scenarios.auction.AuctionScenario"
+    scenario = t.manifest["config"]["scenario"]
+    assert scenario["name"] == "auction" and "_target_" not in scenario
+    assert spec_of_run(scenario).cls is AuctionScenario
     out = AuctionScenario.summarize(t)
     assert set(out) == {"auction_metrics", "auction_items", "auction_bidders"}
     m = out["auction_metrics"]

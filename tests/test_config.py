@@ -25,8 +25,8 @@ def test_defaults_compose_to_a_dialogue_on_the_embedded_model():
     ("projection.name=sideways", ConfigCompositionException, ["sideways", "egocentric", "concat"]),
     ("scenario.max_turns=lots", ConfigCompositionException, ["scenario.max_turns", "lots"]),
     ("scenario.mode=trio", ConfigCompositionException, ["scenario.mode", "trio", "pair"]),
-    ("scenario.schedule.name=loudest", ConfigCompositionException, ["loudest", "round_robin"]),
-    ("scenario.on_failure=panic", ConfigCompositionException, ["on_failure", "panic"]),
+    ("engine.schedule.name=loudest", ConfigCompositionException, ["loudest", "round_robin"]),
+    ("engine.on_failure=panic", ConfigCompositionException, ["on_failure", "panic"]),
     ("seed=abc", ConfigCompositionException, ["seed", "abc"]),
     ("scenario.max_turn=4", ConfigCompositionException, ["max_turn"]),
 ])
@@ -64,3 +64,18 @@ def test_structured_schema_rejects_unknown_keys_in_code_too():
     cfg = compose()
     with pytest.raises(ConfigAttributeError, match=r"scenario.not_a_key"):
         cfg.scenario.not_a_key = 1
+
+
+def test_engine_settings_are_their_own_group_and_a_scenario_picks_its_defaults():
+    engine = compose().engine
+    assert (engine.max_steps, engine.max_reasks, engine.max_consecutive_failures) == (200, 1, 3)
+    assert engine.on_failure.value == "continue" and engine.schedule.name.value == "round_robin"
+    auction = compose("scenario=auction").engine  # was conf/scenario/auction.yaml
+    assert (auction.max_steps, auction.max_reasks, auction.max_consecutive_failures) == (
+        100, 2, 12)
+    assert compose("scenario=auction", "engine.max_reasks=0").engine.max_reasks == 0
+    group = compose("scenario=group_dialogue")
+    assert group.engine.schedule.name.value == "neighbours" and group.scenario.mode == "group"
+    assert compose("scenario=economy").engine.max_consecutive_failures == 1_000_000
+    with pytest.raises(ConfigCompositionException, match="max_reasks"):
+        compose("scenario.max_reasks=2")  # an engine key, no longer a scenario one

@@ -12,15 +12,18 @@ import numpy as np
 import pytest
 from conftest import compose
 
-from scenarios.economy import EconomyScenario
-from scenarios.economy_workers import SkillRule, worker_skill
-from scenarios.sweep import economy_comparison, summarize_runs
+from scenarios.economy import EconomyConfig, EconomyScenario
+from scenarios.economy.compare import economy_comparison
+from scenarios.economy.workers import SkillRule, worker_skill
 from simlab.analysis import analyze
+from simlab.analysis.runs import summarize_runs
 from simlab.backends.mock import MockBackend
 from simlab.events import FAILURE
 from simlab.personas.model import Persona
 from simlab.runner import run
 from simlab.scheduler import TickEngine, make_policy, run_episode
+from simlab.scheduler.phased import PhasePolicy
+from simlab.scheduler.settings import EngineConfig, ScheduleConfig
 from simlab.store import load_run
 
 
@@ -30,11 +33,16 @@ def worker(i: int, income: float | None, hours: int | None = 40, age: int = 30) 
                    occupation="clerk", attributes=attrs)
 
 
+_ENGINE_KEYS = ("max_reasks", "on_failure", "max_consecutive_failures")
+
+
 def economy(pop, backend=None, max_steps=60, **kw) -> EconomyScenario:
     kw.setdefault("n_workers", len(pop))
-    sc = EconomyScenario(population=pop, episode_id="ep0", seed=kw.pop("seed", 5),
-                         schedule=make_policy("simultaneous"), **kw)
-    run_episode(TickEngine(sc, backend or MockBackend(), max_steps=max_steps))
+    engine = {k: kw.pop(k) for k in _ENGINE_KEYS if k in kw}
+    seed = kw.pop("seed", 5)
+    sc = EconomyScenario.create(EconomyConfig(**kw), pop, episode_id="ep0", seed=seed)
+    settings = EngineConfig(max_steps=max_steps, **engine)
+    run_episode(TickEngine(sc, backend or MockBackend(), settings=settings))
     return sc
 
 
@@ -79,8 +87,8 @@ def test_a_non_numeric_income_is_named():
 # -------------------------------------------------------- phases and batches
 def test_phase_plan_with_voting():
     pop = [worker(i, 50_000) for i in range(3)]
-    sc = EconomyScenario(population=pop, episode_id="e", seed=0, n_workers=3, ticks=5,
-                         tax_year=2, voting=True, schedule=make_policy("simultaneous"))
+    sc = EconomyScenario.create(EconomyConfig(n_workers=3, ticks=5, tax_year=2, voting=True),
+                                pop, episode_id="e", seed=0)
     assert [(p.kind, p.tick) for p in sc.phases] == [
         ("work", 0), ("work", 1), ("vote", 2), ("plan", 2), ("work", 2), ("work", 3),
         ("vote", 4), ("plan", 4), ("work", 4)]
@@ -148,8 +156,8 @@ def test_invalid_hours_are_reasked_then_recorded_and_the_worker_keeps_its_hours(
 
 
 def test_interpret_rejects_off_grid_hours_without_a_schema_check():
-    sc = EconomyScenario(population=two_workers(), episode_id="e", seed=0, n_workers=2,
-                         schedule=make_policy("simultaneous"))
+    sc = EconomyScenario.create(EconomyConfig(n_workers=2), two_workers(), episode_id="e",
+                                seed=0)
     from simlab.backends.base import ChatResponse
 
     agent = sc.by_key["w0"]
@@ -263,15 +271,32 @@ def test_archetypes_ask_one_worker_per_cell_and_broadcast():
     ({"worker_policy": "smart"}, "scenario.worker_policy"),
 ])
 def test_bad_settings_name_their_key(kw, message):
-    with pytest.raises(ValueError, match=message):
-        EconomyScenario(population=two_workers() * 1, episode_id="e", seed=0,
-                        schedule=make_policy("simultaneous"), **{"n_workers": 2, **kw})
+    if message.startswith("population"):  # a valid config the population cannot fill
+        config = EconomyConfig(**{"n_workers": 2, **kw})
+        with pytest.raises(ValueError, match=message):
+            EconomyScenario.create(config, two_workers(), episode_id="e", seed=0)
+    else:
+        with pytest.raises(ValueError, match=message):
+            EconomyConfig(**{"n_workers": 2, **kw})
 
 
-def test_a_non_simultaneous_schedule_is_refused():
-    with pytest.raises(ValueError, match=r"scenario\.schedule\.name.*simultaneous"):
-        EconomyScenario(population=two_workers(), episode_id="e", seed=0, n_workers=2,
-                        schedule=make_policy("round_robin"))
+def test_the_phase_plan_schedules_whatever_schedule_is_configured():
+    # every period is one batch of its phase's actors: a configured schedule
+    # (engine.schedule, or a policy object given to the engine) does not apply
+    sc = EconomyScenario.create(EconomyConfig(n_workers=2), two_workers(), episode_id="e",
+                                seed=0)
+    assert isinstance(TickEngine(sc, MockBackend(), schedule=make_policy("round_robin")).policy,
+                      PhasePolicy)
+    Counting.batches = []
+    pop = [worker(i, 20_000 * (i + 1)) for i in range(6)]
+    sc = EconomyScenario.create(EconomyConfig(n_workers=6, ticks=4, tax_year=2, planner="llm"),
+                                pop, episode_id="ep0", seed=5)
+    settings = EngineConfig(max_steps=60, schedule=ScheduleConfig(name="round_robin"))
+    engine = TickEngine(sc, Counting(), settings=settings)
+    assert isinstance(engine.policy, PhasePolicy)
+    run_episode(engine)
+    assert Counting.batches == [6, 6, 1, 6, 6]  # as test_every_period_is_one_batch...
+    assert sc.termination_reason == "completed"
 
 
 # ------------------------------------------------------- store and sweeps

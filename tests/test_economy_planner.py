@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scenarios.economy_planner import elect, plan_schema, read_plan, rule_plan, saez_rates
-from scenarios.economy_tax import TaxSchedule, preset_schedule, settle
-from scenarios.economy_tax import UtilityParams as P
+from scenarios.economy.planner import elect, plan_schema, read_plan, rule_plan, saez_rates
+from scenarios.economy.tax import TaxSchedule, preset_schedule, settle
+from scenarios.economy.tax import UtilityParams as P
 from simlab.backends.schema import validate
 
 

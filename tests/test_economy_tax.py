@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scenarios.economy_tax import (
+from scenarios.economy.tax import (
     TaxSchedule,
     UtilityParams,
     best_response,

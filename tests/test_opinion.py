@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 from conftest import compose
 
-from scenarios.opinion import OpinionScenario
-from scenarios.opinion_graphs import build_graph
-from scenarios.opinion_metrics import (
+from scenarios.opinion import OpinionConfig, OpinionScenario
+from scenarios.opinion.graphs import build_graph
+from scenarios.opinion.metrics import (
     bimodality_coefficient,
     degroot,
     stance_assortativity,
     tick_metrics,
 )
-from scenarios.opinion_survey import parse_questions, rescale
+from scenarios.opinion.survey import parse_questions, rescale
 from simlab.backends.mock import MockBackend
 from simlab.events import FAILURE, UTTERANCE
 from simlab.personas.model import Persona
 from simlab.runner import run
 from simlab.scheduler import TickEngine, make_policy, run_episode
+from simlab.scheduler.phased import PhasePolicy
+from simlab.scheduler.settings import EngineConfig, ScheduleConfig
 from simlab.store import load_run
 
 NAMES = ["Ana Diaz", "Ben Okafor", "Chloe Martin", "Dev Patel", "Eva Novak", "Femi Ade",
@@ -39,12 +41,22 @@ def people(n: int, stances: list[int] | None = None) -> list[Persona]:
     ]
 
 
-def opinion(pop, backend=None, **kw) -> OpinionScenario:
+_ENGINE_KEYS = ("max_reasks", "on_failure", "max_consecutive_failures")
+
+
+def opinion_engine(pop, backend=None, **kw) -> TickEngine:
+    """Build an opinion scenario on ``pop``, run it to the end; returns its engine."""
     kw.setdefault("n_agents", len(pop))
-    sc = OpinionScenario(population=pop, episode_id="ep0", seed=kw.pop("seed", 4),
-                         schedule=make_policy("simultaneous"), **kw)
-    run_episode(TickEngine(sc, backend or MockBackend(), max_steps=60))
-    return sc
+    engine = {k: kw.pop(k) for k in _ENGINE_KEYS if k in kw}
+    seed = kw.pop("seed", 4)
+    sc = OpinionScenario.create(OpinionConfig(**kw), pop, episode_id="ep0", seed=seed)
+    eng = TickEngine(sc, backend or MockBackend(), settings=EngineConfig(max_steps=60, **engine))
+    run_episode(eng)
+    return eng
+
+
+def opinion(pop, backend=None, **kw) -> OpinionScenario:
+    return opinion_engine(pop, backend, **kw).scenario
 
 
 RING = {"graph": "small_world", "degree": 2, "rewire_p": 0.0}  # a0-a1-a2-a3-a0
@@ -60,7 +72,8 @@ class Counting(MockBackend):
 
 # ---------------------------------------------------------------- visibility
 def test_nobody_ever_sees_a_non_neighbours_post():
-    sc = opinion(people(10), graph="scale_free", degree=2, ticks=3, survey_every=2)
+    engine = opinion_engine(people(10), graph="scale_free", degree=2, ticks=3, survey_every=2)
+    sc = engine.scenario
     names = {k: sc.by_key[k].name for k in sc.participants}
     for key in sc.participants:
         nbrs = set(sc.graph.neighbors(key))
@@ -69,7 +82,7 @@ def test_nobody_ever_sees_a_non_neighbours_post():
             assert set(e.audience) == set(sc.graph.neighbors(e.speaker))
         heard = {e.speaker for e in sc.log.perceived(key)[0] if e.kind == UTTERANCE} - {key}
         assert heard <= nbrs
-        view = sc.projector.view(key, sc.log)
+        view = engine.projector.view(key, sc.log)
         quoted = {n for m in view if m.role == "user" for line in m.content.splitlines()
                   for n in names.values() if line.startswith(f"{n}: ")}
         assert quoted <= {names[n] for n in nbrs}
@@ -199,7 +212,7 @@ def test_bad_stances_are_reasked_then_recorded_as_failures():
 
 
 def test_a_dead_backend_ends_the_episode():
-    # the engine's consecutive-failure stop is off (as in conf/scenario/opinion.yaml)
+    # the engine's consecutive-failure stop is off (as in the opinion ScenarioSpec)
     sc = opinion(people(4), MockBackend(fail_every=1), ticks=3, survey_every=0,
                  max_consecutive_failures=10**6)
     assert sc.termination_reason == "all_failed" and sc.steps_taken == 1
@@ -244,9 +257,25 @@ def test_sbm_blocks_are_the_demographic_groups():
     ({"survey_every": 1, "questions": []}, "scenario.questions"),
 ])
 def test_bad_settings_name_their_key(kw, message):
-    with pytest.raises(ValueError, match=message):
-        OpinionScenario(population=people(4), episode_id="e", seed=0, n_agents=4,
-                        schedule=make_policy("simultaneous"), **kw)
+    with pytest.raises(ValueError, match=message):  # by the config, or at latest in setup
+        OpinionScenario.create(OpinionConfig(n_agents=4, **kw), people(4), episode_id="e",
+                               seed=0)
+
+
+def test_the_phase_plan_schedules_whatever_schedule_is_configured():
+    # every day is one batch of all agents: a configured schedule (engine.schedule, or a
+    # policy object given to the engine) does not apply
+    sc = OpinionScenario.create(OpinionConfig(n_agents=4), people(4), episode_id="e", seed=0)
+    assert isinstance(TickEngine(sc, MockBackend(), schedule=make_policy("neighbours")).policy,
+                      PhasePolicy)
+    Counting.batches = []
+    sc = OpinionScenario.create(OpinionConfig(n_agents=7, ticks=2, survey_every=1), people(7),
+                                episode_id="ep0", seed=4)
+    settings = EngineConfig(max_steps=60, schedule=ScheduleConfig(name="round_robin"))
+    engine = TickEngine(sc, Counting(), settings=settings)
+    assert isinstance(engine.policy, PhasePolicy)
+    run_episode(engine)
+    assert Counting.batches == [7, 7, 7, 7]  # as test_each_day_and_each_wave_is_one_batch
 
 
 # ---------------------------------------------------------------------- store

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import ToyScenario, make_personas
+from conftest import ToyConfig, ToyScenario, make_personas
 
 from simlab.backends.base import Message
+from simlab.backends.mock import MockBackend
 from simlab.context import ConcatProjector, EgocentricProjector, ProjectionContext
 from simlab.events import FAILURE, NOTE, UTTERANCE, EventLog
+from simlab.scheduler import TickEngine
 
 
 def _ctx(names=("A", "B")) -> ProjectionContext:
@@ -58,16 +60,17 @@ def test_consecutive_perceptions_merge_into_one_user_message():
 
 def test_visibility_follows_the_interaction_graph():
     # a - b - c in a line: a and c cannot hear each other.
-    sc = ToyScenario(population=make_personas(3), episode_id="e", edges=[(0, 1), (1, 2)])
+    sc = ToyScenario.create(ToyConfig(edges=[(0, 1), (1, 2)]), make_personas(3), episode_id="e")
+    projector = TickEngine(sc, MockBackend()).projector
     a, b, c = sc.participants
     assert sc.audience_of(a) == (b,)
     assert sc.audience_of(b) == (a, c)
     sc.log.append(step=0, speaker=a, audience=sc.audience_of(a), kind=UTTERANCE, content="secret")
     sc.log.append(step=1, speaker=b, audience=sc.audience_of(b), kind=UTTERANCE, content="public")
-    c_view = sc.projector.view(c, sc.log)
+    c_view = projector.view(c, sc.log)
     assert [m.content for m in c_view[1:]] == ["Ben Okafor: public"]
     assert all("secret" not in m.content for m in c_view)
-    assert sc.projector.view(b, sc.log)[1] == Message("user", "Ana Diaz: secret")
+    assert projector.view(b, sc.log)[1] == Message("user", "Ana Diaz: secret")
 
 
 def test_failures_are_invisible_and_notes_private():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from conftest import ToyScenario, make_personas
+from conftest import ToyConfig, ToyScenario, make_personas
 
 from simlab.scheduler.policies import POLICIES, make_policy
 
 
 def _scenario(n=3, edges=None, seed=0):
-    return ToyScenario(population=make_personas(n), episode_id="e", seed=seed, edges=edges)
+    return ToyScenario.create(ToyConfig(edges=edges), make_personas(n), episode_id="e", seed=seed)
 
 
 def test_round_robin_cycles_in_participant_order():

@@ -14,17 +14,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from simlab.analysis.authorship import pooled_auc
 from simlab.analysis.compare import find_runs, group_labels
 from simlab.analysis.corpus import Corpus
 from simlab.analysis.metrics import (
-    MetricTables,
     compute_metrics,
     persona_file_texts,
     persona_texts,
@@ -32,44 +29,11 @@ from simlab.analysis.metrics import (
 )
 from simlab.analysis.naturalness import ReferenceStats
 from simlab.analysis.reference import is_reference_file, load_reference
+from simlab.analysis.results import Analysis, RunResult
 from simlab.backends.base import Backend
 from simlab.store import RunTables, load_run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    label: str
-    group: str
-    tables: RunTables
-    metrics: MetricTables
-    scenario_tables: dict[str, pl.DataFrame] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def model(self) -> str:
-        return str((self.tables.manifest.get("backend") or {}).get("model", ""))
-
-    @property
-    def scenario(self) -> str:
-        sc = (self.tables.manifest.get("config") or {}).get("scenario") or {}
-        return str(sc.get("name") or sc.get("_target_") or "reference")
-
-
-@dataclass
-class Analysis:
-    out: Path
-    runs: list[RunResult]
-    group_keys: list[str]
-    turns: pl.DataFrame
-    agents: pl.DataFrame
-    episodes: pl.DataFrame
-    run_table: pl.DataFrame
-    scenario: dict[str, pl.DataFrame]
-    reference: ReferenceStats | None
-    judge: pl.DataFrame | None = None
-    files: list[Path] = field(default_factory=list)
 
 
 def load_inputs(paths: Sequence[str | Path], *, strict: bool = False
@@ -104,14 +68,20 @@ def default_out(paths: Sequence[str | Path]) -> Path:
 
 def scenario_summaries(tables: RunTables) -> tuple[dict[str, pl.DataFrame], list[str]]:
     """The run's scenario class's ``summarize(run)`` tables (none for reference corpora)."""
-    target = ((tables.manifest.get("config") or {}).get("scenario") or {}).get("_target_")
-    if not target:
-        return {}, []
-    from hydra.utils import get_class
+    from simlab.registry import UnknownScenario, spec_of_run
 
+    scenario = (tables.manifest.get("config") or {}).get("scenario") or {}
+    if not scenario:
+        return {}, []
+    target = scenario.get("name", "?")
     try:
-        cls = get_class(target)
+        cls = spec_of_run(scenario).cls
+        target = f"{cls.__module__}.{cls.__qualname__}"
         found = cls.summarize(tables)
+    except UnknownScenario as exc:
+        msg = f"{tables.run_dir}: no scenario summaries: {exc}"
+        log.warning(msg)
+        return {}, [msg]
     except Exception as exc:  # a broken plugin must not lose the other metrics
         msg = f"{tables.run_dir}: {target}.summarize failed: {type(exc).__name__}: {exc}"
         log.warning(msg)
@@ -223,18 +193,3 @@ def _assemble(out: Path, results: list[RunResult], keys: list[str],
             scenario.setdefault(name, []).append(_tag(df, r))
     return Analysis(out, results, keys, turns, agents, episodes, run_table,
                     {k: pl.concat(v, how="diagonal_relaxed") for k, v in scenario.items()}, ref)
-
-
-def group_auc(an: Analysis) -> pl.DataFrame:
-    """Pooled authorship AUC per group, over every agent's (same, diff) pairs."""
-    rows = []
-    for g in dict.fromkeys(r.group for r in an.runs):
-        same, diff = [], []
-        for r in an.runs:
-            if r.group == g:
-                same += r.metrics.agents["consistency_same"].drop_nulls().to_list()
-                diff += r.metrics.pairs["diff"].to_list()
-        rows.append({"group": g, "consistency_auc": pooled_auc(same, diff),
-                     "agents": len(same), "diff_pairs": len(diff)})
-    return pl.DataFrame(rows, schema={"group": pl.String, "consistency_auc": pl.Float64,
-                                      "agents": pl.Int64, "diff_pairs": pl.Int64})

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from simlab.analysis.analyze import Analysis, group_auc
 from simlab.analysis.compare import summarize_groups
 from simlab.analysis.report import Report, add_comparison, with_ci
+from simlab.analysis.results import Analysis, group_auc
 from simlab.analysis.scenario_report import scenario_section
 
 #: Episode-level metrics in the headline comparison, in reading order.

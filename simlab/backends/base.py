@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from simlab.usage import Usage
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -91,6 +93,12 @@ class ChatResponse:
     @property
     def ok(self) -> bool:
         return not self.error
+
+    @property
+    def usage(self) -> Usage:
+        """This reply's counters as one value (what the engine sums over re-asks)."""
+        return Usage(self.prompt_tokens, self.completion_tokens, self.latency_s,
+                     self.cost_usd, self.attempts)
 
     @classmethod
     def of_data(cls, data: Any, model: str) -> ChatResponse:

@@ -229,7 +229,7 @@ class LlamaCppBackend(Backend):
         seed: int = 0,
         top_k: int = 40,
         min_p: float = 0.05,
-        repeat_penalty: float = 1.0,
+        repeat_penalty: float = 1.2,  # as LlamaCppConfig: tiny models loop without it
         chat_template: str | None = None,
         reuse_prefix: bool = True,
         cpu_repack: str = "auto",

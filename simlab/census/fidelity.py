@@ -70,15 +70,13 @@ def fidelity(sample: pl.DataFrame, census: pl.DataFrame,
 
 def plot(detail: pl.DataFrame, path: Path) -> None:
     """Sampled vs census share per category, one panel per attribute."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the user's backend is left alone
 
     attrs = detail["attribute"].unique(maintain_order=True).to_list()
     cols = 2
     rows = (len(attrs) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.2 * rows), squeeze=False)
+    fig = Figure(figsize=(12, 3.2 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, attr in zip(axes.flat, attrs, strict=False):
         d = detail.filter(pl.col("attribute") == attr)
         y = range(d.height)
@@ -92,7 +90,6 @@ def plot(detail: pl.DataFrame, path: Path) -> None:
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def markdown(summary: pl.DataFrame, detail: pl.DataFrame, meta: dict) -> str:

@@ -70,6 +70,16 @@ class JobFailed(RuntimeError):
     jobs and fails the sweep at its end."""
 
 
+def _started(run_dir: Path, cfg: Any, hc: Any) -> None:
+    """The run passed its checks and built its backend: write ``.hydra/``, and (a
+    process-wide choice only the CLI makes) take what is alive now out of the garbage
+    collector's full passes; litellm's import leaves ~400k long-lived objects."""
+    from simlab.backends.litellm_adapter import freeze_gc
+
+    write_hydra_files(run_dir, cfg, hc)
+    freeze_gc()
+
+
 def run_job(cfg: Any) -> None:
     """One Hydra job: run it, print where it went, exit non-zero unless it is complete."""
     import logging
@@ -92,7 +102,7 @@ def run_job(cfg: Any) -> None:
         check_config(cfg)  # this job's config: in a sweep, its swept groups too
         check_config({"hydra": {"job": {"env_set": hc.job.env_set}}}, task_only=False)
         summary = run(cfg, run_dir, resume_command=again,
-                      on_start=lambda where: write_hydra_files(where, cfg, hc))
+                      on_start=lambda where: _started(where, cfg, hc))
     except RunFailed as exc:
         code, message = 1, f"simlab: run {exc.status}: {exc}\n        resume with: {again}"
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@
     simlab analyze RUN_DIR...      metrics tables and a comparative report
     simlab export RUN_DIR --format openai|sharegpt|hf   dialogue corpus export
     simlab population n=N [KEY=VALUE…]   census personas + fidelity report
+    simlab scenarios [NAME]        the installed scenarios, or one's settings
 
 Subcommands are dispatched before Hydra sees argv, so Hydra's override grammar and
 flags (``-m``, ``--cfg job``, ``--help``) work unchanged for runs.
@@ -16,10 +17,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-SUBCOMMANDS = ("show", "graph", "analyze", "export", "population")
+from simlab.resources import conf_dir
+
+CONF_DIR = str(conf_dir())
+SUBCOMMANDS = ("show", "graph", "analyze", "export", "population", "scenarios")
 log = logging.getLogger("simlab")
 
 
@@ -49,21 +51,27 @@ def _graph(argv: list[str]) -> int:
 
 
 def _analyze(argv: list[str]) -> int:
-    from simlab.analysis.cli import main as analyze_main
+    from simlab.cli.analyze import main as analyze_main
 
     return analyze_main(argv)
 
 
 def _export(argv: list[str]) -> int:
-    from simlab.export.cli import main as export_main
+    from simlab.cli.export import main as export_main
 
     return export_main(argv)
 
 
 def _population(argv: list[str]) -> int:
-    from simlab.census.cli import run
+    from simlab.cli.population import run
 
     return run(argv)
+
+
+def _scenarios(argv: list[str]) -> int:
+    from simlab.cli.scenarios import main as scenarios_main
+
+    return scenarios_main(argv)
 
 
 def _hydra_main() -> None:
@@ -97,8 +105,14 @@ def main(argv: list[str] | None = None) -> int | None:
         print(f"simlab: error: {exc}", file=sys.stderr)
         return 2
     if args and args[0] in SUBCOMMANDS:
-        return {"show": _show, "graph": _graph, "analyze": _analyze,
-                "export": _export, "population": _population}[args[0]](args[1:])
+        return {"show": _show, "graph": _graph, "analyze": _analyze, "export": _export,
+                "population": _population, "scenarios": _scenarios}[args[0]](args[1:])
+    from simlab.cli.scenarios import moved_key
+
+    moved = next(filter(None, map(moved_key, args)), None)
+    if moved:
+        print(f"simlab: error: {moved}", file=sys.stderr)
+        return 2
     if argv is None:
         signal.signal(signal.SIGTERM, _on_sigterm)
     else:

@@ -19,8 +19,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simlab.personas.model import Persona
+from simlab.resources import personas_dir
 
-PERSONA_DATA_DIR = Path(__file__).resolve().parents[2] / "personas"
+PERSONA_DATA_DIR = personas_dir()
 YAML_SUFFIXES = (".yaml", ".yml")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -35,7 +36,7 @@ class PersonaFileError(ValueError):
 
 
 def default_persona_path() -> Path:
-    """The curated persona set shipped in the repository's ``personas/`` folder."""
+    """The curated persona set shipped with simlab (``personas/curated.yaml``)."""
     return PERSONA_DATA_DIR / "curated.yaml"
 
 

@@ -9,12 +9,16 @@ tick as one batch, and re-asks of invalid replies as one more batch per round.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.backends.base import Backend, BackendUnusable, ChatRequest, ChatResponse, Message
+from simlab.context import ProjectionContext, Projector, make_projector
 from simlab.events import FAILURE, Event
+from simlab.scheduler.policies import SchedulePolicy, policy_from_config
+from simlab.scheduler.settings import EngineConfig
+from simlab.usage import Usage
 
 if TYPE_CHECKING:
     from simlab.scenario import Scenario
@@ -29,33 +33,49 @@ class _Ask:
     key: str
     messages: tuple[Message, ...]
     request: ChatRequest
-    attempts: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    cost_usd: float = 0.0
+    usage: Usage = field(default_factory=Usage)
 
 
 class TickEngine:
-    """Runs a scenario's ticks against a backend."""
+    """Runs a scenario's ticks against a backend.
+
+    The engine owns what is the same for every scenario: its settings (re-asks, failure
+    policy, step cap), the schedule (unless the scenario brings its own) and the
+    projector that turns the event log into each agent's view.
+    """
 
     def __init__(
         self,
         scenario: Scenario,
         backend: Backend,
         *,
-        max_steps: int = 100,
+        settings: EngineConfig | None = None,
+        projection: str = "egocentric",
+        schedule: SchedulePolicy | None = None,
         on_events: TurnCallback | None = None,
     ) -> None:
+        """``schedule``, a policy object, replaces ``settings.schedule``; a scenario's
+        ``own_schedule`` wins over both."""
         self.scenario = scenario
         self.backend = backend
-        self.max_steps = max_steps
+        self.settings = settings = settings if settings is not None else EngineConfig()
+        self.max_steps = settings.max_steps
         self.on_events = on_events
+        self.consecutive_failures = 0
+        self.policy: SchedulePolicy = (
+            scenario.own_schedule() or schedule or policy_from_config(
+                {"name": str(settings.schedule.name),
+                 "allow_repeat": settings.schedule.allow_repeat}))
+        self.projector: Projector = make_projector(projection, ProjectionContext(
+            system_prompts={k: scenario.system_prompt(a) for k, a in scenario.by_key.items()},
+            names={k: a.name for k, a in scenario.by_key.items()},
+            participants=tuple(scenario.participants),
+        ))
         scenario.backend = backend
 
     # -- schedule
     def schedule(self, step: int) -> list[str]:
-        actors = self.scenario.schedule_policy.select(self.scenario, step)
+        actors = self.policy.select(self.scenario, step)
         unknown = [a for a in actors if a not in self.scenario.by_key]
         if unknown:
             raise ValueError(f"schedule returned unknown agents {unknown}")
@@ -63,7 +83,7 @@ class TickEngine:
 
     # -- project
     def project(self, actors: list[str]) -> dict[str, tuple[Message, ...]]:
-        return {key: self.scenario.projector.view(key, self.scenario.log) for key in actors}
+        return {key: self.projector.view(key, self.scenario.log) for key in actors}
 
     # -- act
     def act(self, actors: list[str], views: dict[str, tuple[Message, ...]]) -> list[Outcome]:
@@ -74,15 +94,12 @@ class TickEngine:
             asks.append(_Ask(key, views[key], sc.request_for(sc.by_key[key], views[key], seed)))
         results: dict[str, tuple[_Ask, Interpretation, ChatResponse | None]] = {}
         pending = asks
-        for round_ in range(sc.max_reasks + 1):
+        max_reasks = self.settings.max_reasks
+        for round_ in range(max_reasks + 1):
             responses = self._generate(pending)
             retry = []
             for ask, resp in zip(pending, responses, strict=True):
-                ask.attempts += resp.attempts
-                ask.prompt_tokens += resp.prompt_tokens
-                ask.completion_tokens += resp.completion_tokens
-                ask.latency_s += resp.latency_s
-                ask.cost_usd += resp.cost_usd
+                ask.usage += resp.usage
                 agent = sc.by_key[ask.key]
                 # A structured reply that came back but failed its schema is the model's
                 # mistake, not the transport's: re-ask it with the validation error.
@@ -95,7 +112,7 @@ class TickEngine:
                 else:
                     interp = Interpretation(False, error=f"backend error: {resp.error}")
                 results[ask.key] = (ask, interp, resp)
-                if not interp.ok and (resp.ok or invalid) and round_ < sc.max_reasks:
+                if not interp.ok and (resp.ok or invalid) and round_ < max_reasks:
                     msgs = sc.reask_messages(agent, ask.messages, interp.error)
                     ask.request = sc.request_for(agent, msgs, sc.next_seed())
                     retry.append(ask)
@@ -107,9 +124,7 @@ class TickEngine:
             ask, interp, resp = results[key]
             outcomes.append(Outcome(
                 agent=sc.by_key[key], interpretation=interp, response=resp,
-                attempts=ask.attempts, seed=ask.request.seed or 0,
-                prompt_tokens=ask.prompt_tokens, completion_tokens=ask.completion_tokens,
-                latency_s=ask.latency_s, cost_usd=ask.cost_usd,
+                seed=ask.request.seed or 0, usage=ask.usage,
             ))
         return outcomes
 
@@ -151,11 +166,11 @@ class TickEngine:
                 continue
             if p.kind == FAILURE:
                 agent.failures += 1
-                sc.consecutive_failures += 1
+                self.consecutive_failures += 1
             else:
                 agent.turns += 1
                 sc.turns += 1
-                sc.consecutive_failures = 0
+                self.consecutive_failures = 0
                 sc.last_speaker = p.speaker
         sc.steps_taken = step + 1
         if self.on_events is not None:
@@ -168,9 +183,9 @@ class TickEngine:
     def _termination(self, step: int, new: list[Event]) -> str:
         sc = self.scenario
         failures = [e for e in new if e.kind == FAILURE]
-        if failures and sc.on_failure == "stop":
+        if failures and self.settings.on_failure == "stop":
             return f"failure: {failures[0].content}"
-        if sc.consecutive_failures >= sc.max_consecutive_failures:
+        if self.consecutive_failures >= self.settings.max_consecutive_failures:
             return "too_many_failures"
         reason = sc.check_termination()
         if reason:

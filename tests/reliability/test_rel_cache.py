@@ -94,15 +94,10 @@ def test_retry_jitter_differs_between_jobs_and_repeats_within_one(tmp_path):
 
 
 def test_make_backend_seeds_the_retry_jitter(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from simlab.cli.main import CONF_DIR
-    from simlab.config import register_configs
+    from simlab.cli.compose import compose
     from simlab.runner import make_backend
 
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["backend=mock"])
+    cfg = compose(["backend=mock"])
     draws = []
     for job in ("a", "b"):
         backend = make_backend(cfg.backend, retry_seed=retry_seed(0, tmp_path / job))

@@ -5,8 +5,8 @@ Concordia wraps its language models for retries and call limits), so the engine 
 knows whether it talks to a model, a cache or a stack of both. :func:`wrap_backend`
 composes the standard stack ``accounting ⊃ cache ⊃ retry ⊃ backend``.
 
-The wrapper classes are loaded lazily (PEP 562) so the shared base below is defined
-before the submodules that subclass it import this package.
+The shared base lives in :mod:`simlab.backends.wrappers.base`; the wrapper classes are
+loaded lazily (PEP 562), so importing the package does not import every wrapper.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simlab.backends.base import Backend
+from simlab.backends.wrappers.base import BackendWrapper
 
 if TYPE_CHECKING:
     from simlab.backends.wrappers.accounting import AccountingBackend
@@ -36,48 +37,6 @@ _LAZY = {
     "CachedBackend": "simlab.backends.wrappers.cache",
     "RetryingBackend": "simlab.backends.wrappers.retry",
 }
-
-
-class BackendWrapper(Backend):
-    """A backend that delegates to ``inner`` and adds one concern.
-
-    ``name`` and ``model_id`` are the inner backend's, so event rows are the same whether
-    or not a wrapper (say, a warm cache) is in the stack. ``describe()`` keeps the inner
-    entry and adds ``wrappers`` (outermost first) plus this wrapper's settings under
-    :attr:`kind`; ``stats()`` passes the inner stats through.
-    """
-
-    #: Label in ``describe()["wrappers"]`` and the key of this wrapper's settings.
-    kind: str = "wrapper"
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name = inner.name
-
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    def fingerprint(self) -> dict[str, Any]:
-        return self.inner.fingerprint()
-
-    def settings(self) -> dict[str, Any] | None:
-        """This wrapper's manifest settings (``None``: nothing worth recording)."""
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        entry = dict(self.inner.describe())
-        entry["wrappers"] = [self.kind, *entry.get("wrappers", [])]
-        own = self.settings()
-        if own is not None:
-            entry[self.kind] = own
-        return entry
-
-    def stats(self) -> dict[str, Any]:
-        return self.inner.stats()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def wrap_backend(

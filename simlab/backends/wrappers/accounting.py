@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from simlab.backends.base import Backend, ChatRequest, ChatResponse
-from simlab.backends.wrappers import BackendWrapper
+from simlab.backends.wrappers.base import BackendWrapper
 
 # Stats are rounded (to microseconds; costs finer, as one hosted call can cost 1e-6 USD)
 # so float noise does not leak into manifests and tests can compare exact values.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
-from simlab.backends.wrappers import BackendWrapper
+from simlab.backends.wrappers.base import BackendWrapper
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from simlab.backends.base import Backend, ChatRequest, ChatResponse
-from simlab.backends.wrappers import BackendWrapper
+from simlab.backends.wrappers.base import BackendWrapper
 
 #: ``ChatResponse.extra`` key an inner backend may set from a Retry-After header.
 RETRY_AFTER_KEY = "retry_after_s"
