@@ -6,6 +6,7 @@ from simlab.registry import ScenarioSpec
 
 SPEC = ScenarioSpec(
     "auction", AuctionScenario, AuctionConfig,
+    summary="House auctions with persona bidders: English, first- or second-price (HARBOR).",
     default_population="bidders",  # personas/bidders.yaml: budgets and tastes
     engine={
         "max_steps": 100,

@@ -5,7 +5,9 @@ from scenarios.dialogue.config import DialogueConfig, GroupDialogueConfig
 from scenarios.dialogue.scenario import DialogueScenario
 from simlab.registry import ScenarioSpec
 
-SPEC = ScenarioSpec("dialogue", DialogueScenario, DialogueConfig)
+SPEC = ScenarioSpec(
+    "dialogue", DialogueScenario, DialogueConfig,
+    summary="Client–responder persona dialogues (SPASM-style); mode=group for N-party talk.")
 GROUP_SPEC = ScenarioSpec(
     "group_dialogue", DialogueScenario, GroupDialogueConfig,
     engine={"schedule": {"name": "neighbours"}},
