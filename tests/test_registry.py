@@ -45,26 +45,18 @@ def extra_entry_points(monkeypatch: pytest.MonkeyPatch):
     registry.refresh()
 
 
-def test_an_entry_point_that_is_no_spec_is_refused_by_name(extra_entry_points) -> None:
-    extra_entry_points.append(EntryPoint("bad", f"{__name__}:NOT_A_SPEC",
-                                         registry.ENTRY_POINT_GROUP))
-    with pytest.raises(TypeError, match=r"entry point bad = '.*:NOT_A_SPEC' .*is not a "
-                                        r"ScenarioSpec \(got int\)"):
-        scenario_specs()
-
-
-def test_an_entry_point_that_fails_to_import_is_refused_by_name(extra_entry_points) -> None:
-    extra_entry_points.append(EntryPoint("gone", "no_such_module_x:SPEC",
-                                         registry.ENTRY_POINT_GROUP))
-    with pytest.raises(ImportError, match=r"entry point gone = 'no_such_module_x:SPEC' .*"
-                                          r"could not be loaded: ModuleNotFoundError"):
-        scenario_specs()
-
-
-def test_a_spec_registered_under_another_name_is_refused(extra_entry_points) -> None:
-    extra_entry_points.append(EntryPoint("other", "scenarios.dialogue:SPEC",
-                                         registry.ENTRY_POINT_GROUP))
-    with pytest.raises(ValueError, match="names spec 'dialogue'; the names must match"):
+@pytest.mark.parametrize(("name", "value", "error", "message"), [
+    ("bad", f"{__name__}:NOT_A_SPEC", TypeError,
+     r"entry point bad = '.*:NOT_A_SPEC' .*is not a ScenarioSpec \(got int\)"),
+    ("gone", "no_such_module_x:SPEC", ImportError,
+     r"entry point gone = 'no_such_module_x:SPEC' .*could not be loaded: ModuleNotFoundError"),
+    ("other", "scenarios.dialogue:SPEC", ValueError,
+     "names spec 'dialogue'; the names must match"),
+])
+def test_a_broken_entry_point_is_refused_by_name(extra_entry_points, name, value, error,
+                                                 message) -> None:
+    extra_entry_points.append(EntryPoint(name, value, registry.ENTRY_POINT_GROUP))
+    with pytest.raises(error, match=message):
         scenario_specs()
 
 
