@@ -1,9 +1,9 @@
 """Scenario summaries across runs: ``Scenario.summarize`` concatenated over run dirs.
 
 A Hydra sweep (``simlab -m scenario=economy scenario.planner=llm,saez,us_federal
-seed=0,1,2``) writes one run directory per job. :func:`summarize_runs` finds them,
-asks each run's scenario class (from its manifest) for its summaries, and stacks them
-with the run's directory and seed; :func:`compare` then gives mean, standard deviation
+seed=0,1,2``) writes one run directory per job. :func:`summarize_runs` finds them (with
+``compare.find_runs``, as ``simlab analyze`` does), asks each run's scenario class (from
+its manifest) for its summaries, and stacks them with the run's directory and seed; :func:`compare` then gives mean, standard deviation
 and count per group (e.g. per planner) over every episode of every seed. Usable from a
 notebook; ``simlab analyze`` puts the same tables in its report. Comparisons specific to
 one scenario live in its package (``scenarios.economy.compare``).
@@ -16,26 +16,17 @@ from pathlib import Path
 
 import polars as pl
 
+from simlab.analysis.compare import find_runs
 from simlab.registry import UnknownScenario, spec_of_run
-from simlab.store import StoreError, is_run_dir, load_run
-
-
-def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories at or under ``paths`` (a sweep directory holds one per job)."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if is_run_dir(p):
-            found.append(p)
-        elif p.is_dir():
-            found += sorted(m.parent for m in p.rglob("manifest.json"))
-        else:
-            raise StoreError(f"{p}: no such run or sweep directory")
-    return found
+from simlab.store import StoreError, load_run
 
 
 def summarize_runs(paths: Sequence[str | Path]) -> dict[str, pl.DataFrame]:
     """Every run's ``summarize`` tables by name, stacked, with ``run_dir``/``run_seed``."""
-    runs = find_runs(paths)
+    try:
+        runs = find_runs(paths)  # the same discovery as ``simlab analyze``
+    except FileNotFoundError as exc:
+        raise StoreError(str(exc)) from None
     if not runs:
         raise StoreError(f"{', '.join(map(str, paths))}: no run directories found")
     stacked: dict[str, list[pl.DataFrame]] = {}
