@@ -3,10 +3,11 @@
 A Hydra sweep (``simlab -m scenario=economy scenario.planner=llm,saez,us_federal
 seed=0,1,2``) writes one run directory per job. :func:`summarize_runs` finds them (with
 ``compare.find_runs``, as ``simlab analyze`` does), asks each run's scenario class (from
-its manifest) for its summaries, and stacks them with the run's directory and seed; :func:`compare` then gives mean, standard deviation
-and count per group (e.g. per planner) over every episode of every seed. Usable from a
-notebook; ``simlab analyze`` puts the same tables in its report. Comparisons specific to
-one scenario live in its package (``scenarios.economy.compare``).
+its manifest) for its summaries, and stacks them with the run's directory and seed;
+:func:`compare` then gives mean, standard deviation and count per group (e.g. per
+planner) over every episode of every seed. Usable from a notebook; ``simlab analyze``
+puts the same tables in its report. Comparisons specific to one scenario live in its
+package (``scenarios.economy.compare``).
 """
 
 from __future__ import annotations
