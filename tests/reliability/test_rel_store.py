@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -66,10 +67,13 @@ def test_twenty_pairs_of_simultaneous_starts_corrupt_nothing(tmp_path):
 
 
 def test_refused_second_run_touches_nothing(tmp_path):
-    run_dir = tmp_path / "run"
-    live = start_simlab(*SLOW, "episodes=30", f"hydra.run.dir={run_dir}")
+    run_dir, hold = tmp_path / "run", tmp_path / "hold"
+    live = start_simlab(*SLOW, "episodes=30", f"hydra.run.dir={run_dir}",
+                        SIMLAB_TEST_HOLD=str(hold))
     try:
         wait_for(lambda: (run_dir / "episodes" / "ep00000").is_dir())
+        hold.touch()  # the live run waits in its next backend call until the checks end
+        time.sleep(1)  # let a call already past the hold finish and its writes land
         info = holder(run_dir)
         assert info and info["pid"] == live.pid
         staging = (run_dir / ".staging").stat().st_ino
@@ -90,6 +94,7 @@ def test_refused_second_run_touches_nothing(tmp_path):
             assert (run_dir / ".staging").stat().st_ino == staging  # not deleted
         assert live.poll() is None, "the live run ended before the checks"
     finally:
+        hold.unlink(missing_ok=True)
         rc = live.wait(300)
     assert rc == 0, live.stderr.read()
     _whole(run_dir, 30)
@@ -107,13 +112,17 @@ def test_lock_is_refused_in_process_and_released_on_close(tmp_path):
         assert holder(tmp_path)["pid"] == os.getpid()
     assert holder(tmp_path) is None
     # a child process holding the lock refuses this one, naming it
-    child = start_simlab(*SLOW, "episodes=1", f"hydra.run.dir={tmp_path / 'r'}")
+    hold = tmp_path / "hold"
+    hold.touch()  # the child waits in its first backend call, holding the lock
+    child = start_simlab(*SLOW, "episodes=1", f"hydra.run.dir={tmp_path / 'r'}",
+                         SIMLAB_TEST_HOLD=str(hold))
     try:
         wait_for(lambda: holder(tmp_path / "r") is not None)
         with pytest.raises(RunLockedError, match=f"PID {child.pid}"):
             RunStore(tmp_path / "r")
     finally:
-        child.wait(300)
+        hold.unlink()
+        assert child.wait(300) == 0
 
 
 def _run_in_process(run_dir: Path, episodes: int = 3) -> None:
