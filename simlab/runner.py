@@ -7,6 +7,7 @@ is what makes resuming a killed run exact), then samples the population if asked
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -24,11 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from simlab import run_status
 from simlab.backends.base import Backend, BackendUnusable
+from simlab.checkpointing import EpisodeCheckpoints
+from simlab.context.budget import ContextOverflow
+from simlab.context.memory import MemoryConfig
 from simlab.population import build_population
 from simlab.registry import spec_of_run
 from simlab.scenario import SEED_BOUND, Scenario
 from simlab.scenario_config import ScenarioConfig
-from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.graph import run_episode
 from simlab.scheduler.settings import MOVED_FROM_SCENARIO, EngineConfig
 from simlab.store import REDACTED, RunStore, build_manifest
@@ -93,6 +96,14 @@ def scenario_config(cfg: DictConfig) -> ScenarioConfig:
 def engine_config(cfg: DictConfig) -> EngineConfig:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EngineConfig),
                                                cfg.engine))  # type: ignore[return-value]
+
+
+def memory_config(cfg: DictConfig) -> MemoryConfig:
+    """The ``memory`` node as its dataclass; a run stored before memory existed has none
+    and gets the default (it never had a window to fit, so nothing changes for it)."""
+    node = cfg.get("memory") or {}
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MemoryConfig),
+                                               node))  # type: ignore[return-value]
 
 
 def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> Scenario:
@@ -168,8 +179,8 @@ def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
     before = {k: v for k, v in stored.items() if k not in _RESUMABLE_KEYS}
     now = {k: v for k, v in config.items() if k not in _RESUMABLE_KEYS}
     if not _same(before, now):
-        changed = sorted(k for k in set(before) | set(now)
-                         if k not in before or k not in now or not _same(before[k], now[k]))
+        # keys a newer simlab added (in now only) are not compared, so never named
+        changed = sorted(k for k in before if k not in now or not _same(before[k], now[k]))
         raise ValueError(
             f"{run_dir}: holds a run with a different config (keys {changed}); "
             "resume only with the same config, or choose a new run directory"
@@ -183,6 +194,7 @@ def check_run_config(cfg: DictConfig) -> None:
     _at_least(cfg, "max_failed_episodes", 0)
     scenario_config(cfg)
     engine_config(cfg)
+    memory_config(cfg)
 
 
 def _at_least(node: Any, key: str, low: int, prefix: str = "") -> None:
@@ -262,7 +274,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         raise
 
     summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
-    settings = engine_config(cfg)
+    settings, memory = engine_config(cfg), memory_config(cfg)
+    checkpoints = EpisodeCheckpoints(run_dir, settings)
     status, cause, failed = run_status.INCOMPLETE, "", []
     bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
                    disable=not cfg.progress, position=0)
@@ -270,18 +283,20 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     streak = 0
     try:
         for index in todo:
-            scenario = first if first is not None else make_scenario(
-                cfg, population, index, seeds[index])
-            first = None
+            eid = episode_id(index)
+            built, first = first, None
             bar_turns.reset()
-            engine = TickEngine(scenario, backend, settings=settings,
-                                projection=config["projection"]["name"],
-                                on_events=lambda evs: bar_turns.update(len(evs)))
-            t0 = time.perf_counter()
+            engine, start = checkpoints.engine_for(
+                eid, lambda i=index, b=built: b or make_scenario(cfg, population, i, seeds[i]),
+                backend, projection=config["projection"]["name"], memory=memory,
+                on_events=lambda evs: bar_turns.update(len(evs)))
+            scenario = engine.scenario
             try:
-                run_episode(engine)
+                run_episode(engine, start)
             except BackendUnusable as exc:
                 raise RunFailed(f"backend unusable: {exc}") from exc
+            except ContextOverflow as exc:  # every later call would overflow the same way
+                raise RunFailed(f"context overflow: {exc}") from exc
             error = run_status.backend_failure(scenario)
             if error is not None:  # a hollow episode: not committed, redone on resume
                 failed.append({"episode_id": scenario.episode_id, "error": error[:300]})
@@ -294,7 +309,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
                                     f"last error: {error[:300]}")
                 continue
             streak = 0
-            _commit(store, scenario, seeds[index], time.perf_counter() - t0, summary)
+            _commit(store, scenario, seeds[index], checkpoints.wall_s(eid), summary)
+            checkpoints.done(eid)
             bar_eps.update()
         status = run_status.COMPLETE if not failed else run_status.INCOMPLETE
         if failed:
@@ -342,7 +358,12 @@ def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations:
               "backend_stats": run_status.merge_stats([i["backend_stats"] for i in invocations]),
               "invocations": invocations, "finished_at": now}
     try:
-        store.update_manifest(**fields)
+        try:
+            store.update_manifest(**fields)
+        except OSError as exc:  # a full disk: free the store's reserve and write it again
+            if exc.errno != errno.ENOSPC or not store.release_reserve():
+                raise
+            store.update_manifest(**fields)
     except OSError as exc:
         log.error("could not record the run's end state in %s: %s", store.manifest_path, exc)
         print(f"simlab: could not record the run's end state ({status}) in "

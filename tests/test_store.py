@@ -140,8 +140,9 @@ def test_manifest_round_trip_and_update(tmp_path: Path) -> None:
         "timings": {"wall_s": 3.5},
     }
     assert is_run_dir(tmp_path)
+    # the writer's lock, and the space held back for the end state on a full disk
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".lock", ".lock.owner", ".staging", "episodes", "manifest.json"]  # the writer's lock
+        ".lock", ".lock.owner", ".reserve", ".staging", "episodes", "manifest.json"]
 
 
 def test_build_manifest(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def test_full_disk_is_one_clear_line_and_nothing_half_written(small_fs):
     assert "Traceback" not in proc.stderr
     assert _leftovers(run_dir) == []
     m = json.loads((run_dir / "manifest.json").read_text())  # whole JSON, never half
-    assert m["status"] == "failed" and "No space left" in m["cause"]
+    assert m["status"] == "failed" and "No space left" in m["cause"], proc.stderr
     done = len(list((run_dir / "episodes").iterdir()))
     assert 0 < done < 60
     filler.unlink()  # space again: the same command resumes and completes
