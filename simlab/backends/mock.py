@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from simlab.backends.base import Backend, ChatRequest, ChatResponse
+from simlab.backends.base import Backend, ChatRequest, ChatResponse, Message
 from simlab.backends.schema import example_instance, parse_reply
 
 GOODBYE = "Thanks, goodbye!"
@@ -47,6 +47,9 @@ class MockBackend(Backend):
             generated reply ends with :data:`GOODBYE`, so dialogues can terminate.
         fail_every: every k-th call overall returns an error response (no reply consumed).
         model: the model name reported in ``model_id``.
+        context_window: a declared window in the mock's tokens (words), so tests can
+            drive a scenario far past it; None (the default) binds nothing. A request
+            over it fails as llama.cpp's does, so an overflow cannot pass unseen.
     """
 
     name = "mock"
@@ -58,6 +61,7 @@ class MockBackend(Backend):
         close_after: int | None = None,
         fail_every: int | None = None,
         model: str = "mock-1",
+        context_window: int | None = None,
     ) -> None:
         if fail_every is not None and fail_every < 1:
             raise ValueError(f"fail_every must be >= 1, got {fail_every}")
@@ -65,6 +69,9 @@ class MockBackend(Backend):
         self.close_after = close_after
         self.fail_every = fail_every
         self.model = model
+        if context_window is not None and context_window < 1:
+            raise ValueError(f"context_window must be >= 1, got {context_window}")
+        self._window = context_window
         self.calls: list[ChatRequest] = []
         self._per_tag: Counter[str] = Counter()
 
@@ -72,11 +79,23 @@ class MockBackend(Backend):
     def model_id(self) -> str:
         return f"mock/{self.model}"
 
+    @property
+    def context_window(self) -> int | None:
+        return self._window
+
+    def count_text(self, text: str) -> int:
+        return _words(text)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Exactly the ``prompt_tokens`` the mock reports: words, no template."""
+        return sum(_words(m.content) for m in messages)
+
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
             "close_after": self.close_after,
             "fail_every": self.fail_every,
+            **({"context_window": self._window} if self._window is not None else {}),
         }
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
@@ -85,8 +104,13 @@ class MockBackend(Backend):
     def _one(self, request: ChatRequest) -> ChatResponse:
         self.calls.append(request)
         self._per_tag[request.tag] += 1
-        prompt_tokens = sum(_words(m.content) for m in request.messages)
+        prompt_tokens = self.count_tokens(request.messages)
         base: dict[str, Any] = {"prompt_tokens": prompt_tokens, "model": self.model_id}
+        if self._window is not None and prompt_tokens + request.max_tokens > self._window:
+            return ChatResponse(
+                text="", finish_reason="error", **base,
+                error=f"Requested tokens ({prompt_tokens} + {request.max_tokens}) exceed "
+                      f"context window of {self._window}")
         if self.fail_every and len(self.calls) % self.fail_every == 0:
             return ChatResponse(
                 text="",

@@ -18,6 +18,7 @@ from simlab.backends.base import Backend, BackendError, ChatRequest, ChatRespons
 from simlab.backends.hf import hf_chat_template
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
+from simlab.backends.tokens import TemplateCounting
 
 PIP_HINT = "pip install 'simlab[vllm]'"
 
@@ -78,7 +79,7 @@ def sampling_kwargs(request: ChatRequest, default_seed: int) -> dict[str, Any]:
     }
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(TemplateCounting, Backend):
     """Batched generation with vLLM's offline ``LLM`` engine (CUDA GPU).
 
     ``latency_s`` of each response is the batch's wall time divided by its size: vLLM runs
@@ -123,12 +124,19 @@ class VLLMBackend(Backend):
                 raise BackendError(f"vLLM could not start {model}: {exc}") from exc
         self._llm = engine
         self._template = hf_chat_template(engine.get_tokenizer())
+        config = getattr(getattr(engine, "llm_engine", None), "model_config", None)
+        self.max_model_len = getattr(config, "max_model_len", None) or max_model_len
         # TokensPrompt is a TypedDict (vllm.inputs, re-exported): a dict where it is absent.
         self._tokens_prompt: Any = getattr(self._vllm, "TokensPrompt", dict)
 
     @property
     def model_id(self) -> str:
         return f"vllm/{self.model}"
+
+    @property
+    def context_window(self) -> int | None:
+        """vLLM's own ``max_model_len`` (what it derived from the model, or was given)."""
+        return self.max_model_len
 
     @property
     def template(self) -> ChatTemplate:

@@ -6,9 +6,10 @@ In its own module so each wrapper imports it without importing the package's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from simlab.backends.base import Backend
+from simlab.backends.base import Backend, ChatRequest, Message
 
 
 class BackendWrapper(Backend):
@@ -33,6 +34,19 @@ class BackendWrapper(Backend):
 
     def fingerprint(self) -> dict[str, Any]:
         return self.inner.fingerprint()
+
+    @property
+    def context_window(self) -> int | None:
+        return self.inner.context_window
+
+    def count_text(self, text: str) -> int:
+        return self.inner.count_text(text)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return self.inner.count_tokens(messages)
+
+    def prompt_extra(self, request: ChatRequest) -> int:
+        return self.inner.prompt_extra(request)
 
     def settings(self) -> dict[str, Any] | None:
         """This wrapper's manifest settings (``None``: nothing worth recording)."""
