@@ -17,6 +17,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from simlab.context.memory import MemoryConfig, MemoryName
 from simlab.registry import ScenarioSpec, scenario_specs
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.settings import EngineConfig
@@ -92,6 +93,7 @@ class MockConfig(BackendConfig):
     model: str = "mock-1"
     close_after: int | None = None
     fail_every: int | None = None
+    context_window: int | None = None  # declared window in words (tests); None: unlimited
 
 
 @dataclass
@@ -109,6 +111,9 @@ class LiteLLMConfig(BackendConfig):
     # auto: OpenAI-compatible servers (openai/…, hosted_vllm/… with an api_base) are called
     # over plain aiohttp (~0.4 ms CPU a call, vs ~6 ms through litellm); others via litellm.
     transport: str = "auto"
+    # the model's window in tokens; None: litellm's known limit, else 4096 (set it for a
+    # self-hosted server: its n_ctx or max_model_len)
+    context_window: int | None = None
 
 
 @dataclass
@@ -120,6 +125,7 @@ class TransformersConfig(BackendConfig):
     device: str = "auto"  # cuda if available, else cpu
     dtype: str = "auto"
     batch_size: int = 16
+    max_model_len: int | None = None  # context window; None: the model's own
 
 
 @dataclass
@@ -178,6 +184,7 @@ class RunConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     population: PopulationConfig = field(default_factory=PopulationConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 def slug(text: str, max_len: int = 120) -> str:
@@ -206,6 +213,10 @@ def register_configs() -> None:
     cs.store(group="backend", name="vllm_schema", node=VLLMConfig)
     cs.store(group="population", name="population_schema", node=PopulationConfig)
     cs.store(group="projection", name="projection_schema", node=ProjectionConfig)
+    cs.store(group="memory", name="memory_schema", node=MemoryConfig)
+    for policy in MemoryName:  # memory=window|full: the policy, other settings as given
+        cs.store(group="memory", name=policy.value,
+                 node={"defaults": ["memory_schema", "_self_"], "policy": policy.value})
 
 
 def _store_scenario(cs: ConfigStore, spec: ScenarioSpec) -> None:

@@ -21,6 +21,9 @@ UTTERANCE = "utterance"  # an agent said something, in character
 NARRATION = "narration"  # the environment announced something
 FAILURE = "failure"  # an agent's model call failed after retries/repair; content = reason
 NOTE = "note"  # a private note (audience is the speaker only)
+#: what a memory policy wrote for its agent (a summary of older events; audience: that
+#: agent only). Projections never show it as a turn; the policy places it in the view.
+MEMORY = "memory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,18 @@ class EventLog(Sequence[Event]):
         for agent in {speaker, *event.audience}:
             self._inbox.setdefault(agent, []).append(event.seq)
         return event
+
+    def restore(self, events: Sequence[Event]) -> None:
+        """Refill an empty log with events read back from a checkpoint, in seq order."""
+        if self._events:
+            raise ValueError("restore() needs an empty log")
+        for seq, event in enumerate(events):
+            if event.seq != seq or event.episode_id != self.episode_id:
+                raise ValueError(f"event {seq} of {self.episode_id} is out of place: "
+                                 f"{event.episode_id} seq {event.seq}")
+            self._events.append(event)
+            for agent in {event.speaker, *event.audience}:
+                self._inbox.setdefault(agent, []).append(seq)
 
     def __getitem__(self, index):  # type: ignore[override]
         return self._events[index]

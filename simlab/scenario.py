@@ -26,6 +26,7 @@ from simlab.scenario_config import ScenarioConfig
 if TYPE_CHECKING:
     import polars as pl
 
+    from simlab.context.memory import MemoryConfig
     from simlab.scheduler.policies import SchedulePolicy
     from simlab.scheduler.settings import EngineConfig
     from simlab.store import RunTables
@@ -214,11 +215,12 @@ class Scenario(mesa.Model):
         return int(self.rng.integers(SEED_BOUND))
 
     def attach(self, backend: Backend, engine: EngineConfig | None = None,
-               projection: str = "egocentric") -> None:
+               projection: str = "egocentric", memory: MemoryConfig | None = None) -> None:
         """Bind a backend so the model can be driven Mesa-style with :meth:`step`."""
         from simlab.scheduler.engine import TickEngine
 
-        self._engine = TickEngine(self, backend, settings=engine, projection=projection)
+        self._engine = TickEngine(self, backend, settings=engine, projection=projection,
+                                  memory=memory)
 
     def step(self) -> None:
         """One tick (schedule, project, act, resolve, record), as in any Mesa model."""

@@ -49,6 +49,18 @@ def test_a_differing_group_choice_stands_for_all_its_keys():
                                           ["scenario.name"])
 
 
+def test_the_memory_policy_is_a_grouping_key():
+    def cfg(policy: str, seed: int) -> dict:
+        return {"seed": seed, "memory": {"policy": policy, "margin": 32, "refill": 0.75}}
+
+    configs = [cfg(p, s) for p in ("window", "summary") for s in (0, 1)]
+    assert group_labels(configs) == (["memory=window"] * 2 + ["memory=summary"] * 2,
+                                     ["memory.policy"])
+    # the policy stands for the group, as a choice does, even where other keys differ
+    other = {"seed": 0, "memory": {"policy": "full", "margin": 64, "refill": 0.75}}
+    assert group_labels([configs[0], other])[0] == ["memory=window", "memory=full"]
+
+
 def test_find_runs_walks_sweep_dirs_and_names_bad_paths(tmp_path):
     for name in ("0_projection=egocentric", "1_projection=concat"):
         write_run(tmp_path / "sweep" / name, [[("a", "hi"), ("b", "yo")]], {"a": "x", "b": "y"})

@@ -77,7 +77,8 @@ def _hashable(v: Any) -> Any:
 
 def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Config keys whose values differ between runs (seeds and paths excepted). Where a
-    config group's choice differs (``scenario.name``, ``backend._target_`` …), that one
+    config group's choice differs (``scenario.name``, ``backend._target_``,
+    ``memory.policy`` …), that one
     key stands for the whole group: an economy run and an opinion run differ in dozens
     of scenario keys, and ``scenario=economy`` says it all."""
     flat = [flatten(c) for c in configs]
@@ -89,14 +90,19 @@ def differing_keys(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     out: list[str] = []
     for group in dict.fromkeys(k.split(".")[0] for k in differ):
         inner = [k for k in differ if k.split(".")[0] == group]
-        choice = next((c for c in (f"{group}.name", f"{group}._target_") if c in inner), None)
+        choice = next((c for c in (f"{group}.name", f"{group}._target_", f"{group}.policy")
+                       if c in inner), None)
         out += [choice] if choice else inner
     return out
 
 
 def short_key(key: str) -> str:
-    """``projection.name`` -> ``projection``: a group's name is its choice."""
-    return key[: -len(".name")] if key.endswith(".name") else key
+    """``projection.name`` -> ``projection``, ``memory.policy`` -> ``memory``: a group's
+    name is its choice."""
+    for suffix in (".name", ".policy"):
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
 
 
 def group_labels(configs: Sequence[Mapping[str, Any]],

@@ -26,6 +26,8 @@ class _View:
 
     messages: list[Message]
     cursor: int = 0
+    # seq of the first event folded into each message (-1: the system message)
+    seqs: list[int] = field(default_factory=lambda: [-1])
 
 
 @dataclass(slots=True)
@@ -55,9 +57,14 @@ class Projector(ABC):
         events, state.cursor = self.new_events(agent_id, log, state.cursor)
         for event in events:
             placed = self.place(agent_id, event)
-            if placed is not None:
-                _append_merged(state.messages, *placed)
+            if placed is not None and not _append_merged(state.messages, *placed):
+                state.seqs.append(event.seq)
         return tuple(state.messages)
+
+    def message_seqs(self, agent_id: str) -> list[int]:
+        """For each message of the agent's view, the seq of the first event in it."""
+        state = self._views.get(agent_id)
+        return state.seqs if state is not None else [-1]
 
     def new_events(self, agent_id: str, log: EventLog, cursor: int) -> tuple[list[Event], int]:
         """Events not yet folded into the agent's view, and the new cursor.
@@ -98,14 +105,15 @@ def speaker_label(name: str) -> str:
     return cleaned or "?"
 
 
-def _append_merged(messages: list[Message], role: Role, text: str) -> None:
+def _append_merged(messages: list[Message], role: Role, text: str) -> bool:
     """Append, merging into the previous message when it has the same role.
 
     Chat templates such as Llama's and Mistral's reject two consecutive messages of the
     same role, so consecutive perceptions are folded into one message, line by line.
-    The system message is never merged into.
+    The system message is never merged into. Returns whether it merged.
     """
     if len(messages) > 1 and messages[-1].role == role:
         messages[-1] = Message(role, f"{messages[-1].content}\n{text}")
-    else:
-        messages.append(Message(role, text))
+        return True
+    messages.append(Message(role, text))
+    return False

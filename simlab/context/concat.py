@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from simlab.backends.base import Role
 from simlab.context.base import Projector
-from simlab.events import ENV, FAILURE, NOTE, Event
+from simlab.events import ENV, FAILURE, MEMORY, NOTE, Event
 
 
 class ConcatProjector(Projector):
@@ -20,7 +20,7 @@ class ConcatProjector(Projector):
     name = "concat"
 
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
-        if event.kind in (FAILURE, NOTE):
+        if event.kind in (FAILURE, NOTE, MEMORY):
             return None
         participants = self.context.participants
         first = participants[0] if participants else None

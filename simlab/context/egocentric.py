@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from simlab.backends.base import Role
 from simlab.context.base import Projector
-from simlab.events import FAILURE, NOTE, Event, EventLog
+from simlab.events import FAILURE, MEMORY, NOTE, Event, EventLog
 
 
 class EgocentricProjector(Projector):
@@ -22,7 +22,7 @@ class EgocentricProjector(Projector):
         return log.perceived(agent_id, cursor)
 
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
-        if event.kind == FAILURE or not event.visible_to(agent_id):
+        if event.kind in (FAILURE, MEMORY) or not event.visible_to(agent_id):
             return None
         if event.speaker == agent_id:
             if event.kind == NOTE:

@@ -8,14 +8,18 @@ tick as one batch, and re-asks of invalid replies as one more batch per round.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.backends.base import Backend, BackendUnusable, ChatRequest, ChatResponse, Message
 from simlab.context import ProjectionContext, Projector, make_projector
-from simlab.events import FAILURE, Event
+from simlab.context.budget import Budget, budget_for
+from simlab.context.memory import Memory, MemoryConfig, MemoryName
+from simlab.context.policies import make_memory
+from simlab.events import FAILURE, MEMORY, Event
 from simlab.scheduler.policies import SchedulePolicy, policy_from_config
 from simlab.scheduler.settings import EngineConfig
 from simlab.usage import Usage
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
     from simlab.scenario import Scenario
 
 TurnCallback = Callable[[list[Event]], None]
+#: ``checkpoint(engine, tick)``: called between ticks, every ``checkpoint_every`` ticks.
+CheckpointCallback = Callable[["TickEngine", int], None]
 
 
 @dataclass(slots=True)
@@ -34,6 +40,7 @@ class _Ask:
     messages: tuple[Message, ...]
     request: ChatRequest
     usage: Usage = field(default_factory=Usage)
+    fitted: bool = False  # its messages went through the memory policy once
 
 
 class TickEngine:
@@ -53,15 +60,23 @@ class TickEngine:
         projection: str = "egocentric",
         schedule: SchedulePolicy | None = None,
         on_events: TurnCallback | None = None,
+        memory: MemoryConfig | None = None,
+        checkpoint: CheckpointCallback | None = None,
     ) -> None:
         """``schedule``, a policy object, replaces ``settings.schedule``; a scenario's
-        ``own_schedule`` wins over both."""
+        ``own_schedule`` wins over both. ``memory`` fits each request to the backend's
+        context window (default: ``window``). ``checkpoint`` is called after every
+        ``settings.checkpoint_every``-th tick that leaves no failure streak open."""
         self.scenario = scenario
         self.backend = backend
         self.settings = settings = settings if settings is not None else EngineConfig()
         self.max_steps = settings.max_steps
         self.on_events = on_events
+        self.checkpoint = checkpoint
         self.consecutive_failures = 0
+        self.memory_config = memory if memory is not None else MemoryConfig()
+        self._memories: dict[MemoryName, Memory] = {}
+        self.step = 0
         self.policy: SchedulePolicy = (
             scenario.own_schedule() or schedule or policy_from_config(
                 {"name": str(settings.schedule.name),
@@ -75,6 +90,7 @@ class TickEngine:
 
     # -- schedule
     def schedule(self, step: int) -> list[str]:
+        self.step = step
         actors = self.policy.select(self.scenario, step)
         unknown = [a for a in actors if a not in self.scenario.by_key]
         if unknown:
@@ -133,6 +149,11 @@ class TickEngine:
         (``Scenario.local_response``), the rest go to the backend as one batch."""
         sc = self.scenario
         local = [sc.local_response(sc.by_key[a.key], a.request) for a in pending]
+        self._prepare([a for a, r in zip(pending, local, strict=True)
+                       if r is None and not a.fitted])
+        for ask, reply in zip(pending, local, strict=True):
+            if reply is None:
+                self._fit(ask)
         remote = [a.request for a, r in zip(pending, local, strict=True) if r is None]
         responses = self.backend.generate(remote) if remote else []
         if len(responses) != len(remote):
@@ -145,6 +166,62 @@ class TickEngine:
             raise BackendUnusable(fatal.error or "the backend refused the request")
         it = iter(responses)
         return [r if r is not None else next(it) for r in local]
+
+    def _budget(self, ask: _Ask) -> Budget | None:
+        margin = self.memory_config.margin + self.backend.prompt_extra(ask.request)
+        return budget_for(self.backend.context_window, ask.request.max_tokens, margin,
+                          agent=ask.key, step=self.step)
+
+    def _prepare(self, asks: list[_Ask]) -> None:
+        """What memory policies must ask before fitting views (summaries), as one
+        batch; each reply is recorded as a ``memory`` event, its agent the audience."""
+        if self.backend.context_window is None:
+            return
+        sc = self.scenario
+        needs = []
+        for ask in asks:
+            budget = self._budget(ask)
+            assert budget is not None
+            memory = self.memory_for(sc.by_key[ask.key].role)
+            request = memory.prepare(ask.key, self.step, ask.request.messages, budget,
+                                     sc.next_seed)
+            if request is not None:
+                needs.append((ask.key, memory, request))
+        if not needs:
+            return
+        for (key, memory, request), resp in zip(
+                needs, self.backend.generate([r for *_, r in needs]), strict=True):
+            content = memory.absorb(key, self.step, resp)
+            if content is not None:
+                sc.log.append(step=self.step, speaker=key, audience=(key,), kind=MEMORY,
+                              content=content, data=json.dumps({"memory": memory.name}),
+                              backend=self.backend.name, model=resp.model,
+                              request_seed=request.seed or 0, finish_reason=resp.finish_reason,
+                              **resp.usage.columns())
+
+    def _fit(self, ask: _Ask) -> None:
+        """Fit ``ask`` to the backend's window with the agent's memory policy: its view
+        the first time, a re-ask's messages (statelessly) after that."""
+        budget = self._budget(ask)
+        if budget is None:
+            return
+        agent = self.scenario.by_key[ask.key]
+        memory = self.memory_for(agent.role)
+        fit = memory.refit if ask.fitted else memory.fit
+        messages = fit(ask.key, self.step, ask.request.messages, budget)
+        ask.fitted = True
+        if messages is not ask.request.messages:
+            ask.messages = messages
+            ask.request = replace(ask.request, messages=messages)
+
+    def memory_for(self, role: str) -> Memory:
+        """The memory policy of agents with ``role`` (one instance per policy)."""
+        name = self.memory_config.policy_for(role)
+        if name not in self._memories:
+            memory = make_memory(name, self.memory_config, self.backend)
+            memory.bind(self.projector, lambda: self.scenario.log)
+            self._memories[name] = memory
+        return self._memories[name]
 
     # -- resolve
     def resolve(self, step: int, outcomes: list[Outcome]) -> list[PendingEvent]:
@@ -178,6 +255,10 @@ class TickEngine:
         reason = self._termination(step, new)
         if reason:
             sc.done, sc.termination_reason = True, reason
+        every = self.settings.checkpoint_every
+        if (not reason and self.checkpoint is not None and every and (step + 1) % every == 0
+                and not self.consecutive_failures):
+            self.checkpoint(self, step + 1)
         return bool(reason), reason
 
     def _termination(self, step: int, new: list[Event]) -> str:
