@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from simlab.runner import run
+from simlab.scheduler.settings import MOVED_FROM_SCENARIO
 from tests.conftest import compose
 
 OVERRIDES = {
@@ -18,12 +19,14 @@ OVERRIDES = {
 
 
 def _old_layout(run_dir: Path, target: str, schedule: str, **engine_changes) -> None:
-    """Rewrite the manifest's config as simlab wrote it then: engine keys and
-    ``_target_`` under ``scenario``, no ``engine``."""
+    """Rewrite the manifest's config as simlab wrote it then: the engine keys of the time
+    and ``_target_`` under ``scenario``, no ``engine`` (nor ``memory``, which came later)."""
     path = run_dir / "manifest.json"
     m = json.loads(path.read_text())
     config = m["config"]
-    engine = {**config.pop("engine"), **engine_changes}
+    config.pop("memory")
+    engine = {k: v for k, v in config.pop("engine").items() if k in MOVED_FROM_SCENARIO}
+    engine |= engine_changes
     engine["schedule"] = {"name": schedule, "allow_repeat": False}
     config["scenario"] = {"_target_": target, **config["scenario"], **engine}
     path.write_text(json.dumps(m))

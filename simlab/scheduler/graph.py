@@ -72,12 +72,13 @@ def build_graph(engine: TickEngine | None = None) -> Any:
     return builder.compile()
 
 
-def run_episode(engine: TickEngine) -> TickState:
-    """Run the scenario bound to ``engine`` until it terminates; return the final state."""
+def run_episode(engine: TickEngine, start: int = 0) -> TickState:
+    """Run the scenario bound to ``engine`` from tick ``start`` (a restored checkpoint's,
+    else 0) until it terminates; return the final state."""
     graph = build_graph(engine)
     # Each tick is len(NODES) supersteps; leave room for the engine's own step cap.
-    limit = len(NODES) * (engine.max_steps + 1) + 10
-    return graph.invoke({"step": 0, "done": False}, config={"recursion_limit": limit})
+    limit = len(NODES) * (engine.max_steps - start + 1) + 10
+    return graph.invoke({"step": start, "done": False}, config={"recursion_limit": limit})
 
 
 def mermaid() -> str:

@@ -51,13 +51,17 @@ class EngineConfig:
     # failures in a row (across agents) that end the episode ("too_many_failures")
     max_consecutive_failures: int = 3
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # write the episode's state every K ticks (RUN/checkpoints/), so a killed run resumes
+    # there; 0 = never. 25: under 1 % added on a 1,000-agent economy (benchmarks/README.md)
+    checkpoint_every: int = 25
 
     def __post_init__(self) -> None:
         self.on_failure = enum_value(FailurePolicy, self.on_failure, "engine.on_failure")
         if isinstance(self.schedule, dict):
             self.schedule = ScheduleConfig(**self.schedule)
         self.schedule.name = enum_value(ScheduleName, self.schedule.name, "engine.schedule.name")
-        for key, low in (("max_steps", 1), ("max_reasks", 0), ("max_consecutive_failures", 1)):
+        for key, low in (("max_steps", 1), ("max_reasks", 0), ("max_consecutive_failures", 1),
+                         ("checkpoint_every", 0)):
             value = getattr(self, key)
             if value < low:
                 raise ValueError(f"engine.{key}: must be >= {low}, got {value}")
