@@ -52,7 +52,8 @@ class EngineConfig:
     max_consecutive_failures: int = 3
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     # write the episode's state every K ticks (RUN/checkpoints/), so a killed run resumes
-    # there; 0 = never. 25: under 1 % added on a 1,000-agent economy (benchmarks/README.md)
+    # there; 0 = never. 25: 7 % of the wall of a 1,000-rule-agent economy, the worst case
+    # (no model calls); next to model calls it is noise (benchmarks/README.md)
     checkpoint_every: int = 25
 
     def __post_init__(self) -> None:
