@@ -2,11 +2,12 @@
 
 A 365-day opinion run and a 50-tax-year economy run (100 work periods, an LLM planner)
 on the mock backend, whose tokens are words. ``full`` runs with no window (the view
-grows without bound, as before memory existed); ``window`` runs against a declared
-window of ``--window`` words, as the embedded model's ``n_ctx`` would bind. For each run:
-the mean prompt per model call in each tenth of the run, the largest prompt, and the
-run's total prompt tokens against ``full``'s. "bounded" means the largest prompt stayed
-within the window (for ``window``: within window - max_tokens - margin).
+grows without bound, as before memory existed); ``window``, ``summary`` and
+``retrieval`` run against a declared window of ``--window`` words, as the embedded
+model's ``n_ctx`` would bind. For each run: the mean prompt per model call in each tenth
+of the run, the largest prompt, and the run's total prompt tokens against ``full``'s.
+"bounded" means the largest prompt stayed within the window (for the fitted policies:
+within window - max_tokens - margin).
 
     python benchmarks/bench_memory.py [--window 2048] [--days 365] [--years 50]
 """
@@ -31,7 +32,7 @@ from simlab.population import build_population
 from simlab.runner import engine_config, episode_seeds, make_scenario
 from simlab.scheduler import TickEngine, run_episode
 
-POLICIES = ("full", "window")
+POLICIES = ("full", "window", "summary", "retrieval")
 
 
 def scenario_overrides(kind: str, args: argparse.Namespace) -> list[str]:
