@@ -22,7 +22,8 @@ from simlab.registry import ScenarioSpec, scenario_specs
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.settings import EngineConfig
 
-__all__ = ["EngineConfig", "RunConfig", "ScenarioConfig", "register_configs", "slug"]
+__all__ = ["EngineConfig", "MemoryConfig", "RunConfig", "ScenarioConfig", "engine_config",
+           "memory_config", "register_configs", "slug"]
 
 
 class ProjectionName(Enum):
@@ -185,6 +186,20 @@ class RunConfig:
     population: PopulationConfig = field(default_factory=PopulationConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+
+def engine_config(cfg: Any) -> EngineConfig:
+    """The composed ``engine`` node as its dataclass (``__post_init__`` checks it)."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EngineConfig),
+                                               cfg.engine))  # type: ignore[return-value]
+
+
+def memory_config(cfg: Any) -> MemoryConfig:
+    """The ``memory`` node as its dataclass; a run stored before memory existed has none
+    and gets the default (it never had a window to fit, so nothing changes for it)."""
+    node = cfg.get("memory") or {}
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MemoryConfig),
+                                               node))  # type: ignore[return-value]
 
 
 def slug(text: str, max_len: int = 120) -> str:

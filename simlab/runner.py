@@ -26,14 +26,14 @@ from omegaconf import DictConfig, OmegaConf
 from simlab import run_status
 from simlab.backends.base import Backend, BackendUnusable
 from simlab.checkpointing import EpisodeCheckpoints
+from simlab.config import engine_config, memory_config
 from simlab.context.budget import ContextOverflow
-from simlab.context.memory import MemoryConfig
 from simlab.population import build_population
 from simlab.registry import spec_of_run
 from simlab.scenario import SEED_BOUND, Scenario
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.graph import run_episode
-from simlab.scheduler.settings import MOVED_FROM_SCENARIO, EngineConfig
+from simlab.scheduler.settings import MOVED_FROM_SCENARIO
 from simlab.store import REDACTED, RunStore, build_manifest
 from simlab.store.lock import run_lock
 from simlab.usage import Usage
@@ -91,19 +91,6 @@ def scenario_config(cfg: DictConfig) -> ScenarioConfig:
     if isinstance(kind, type) and issubclass(kind, ScenarioConfig):
         return OmegaConf.to_object(node)  # type: ignore[return-value]
     return spec_of_run(_plain(node)).config(**_plain(node))
-
-
-def engine_config(cfg: DictConfig) -> EngineConfig:
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EngineConfig),
-                                               cfg.engine))  # type: ignore[return-value]
-
-
-def memory_config(cfg: DictConfig) -> MemoryConfig:
-    """The ``memory`` node as its dataclass; a run stored before memory existed has none
-    and gets the default (it never had a window to fit, so nothing changes for it)."""
-    node = cfg.get("memory") or {}
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MemoryConfig),
-                                               node))  # type: ignore[return-value]
 
 
 def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> Scenario:

@@ -14,11 +14,10 @@ from simlab.backends.templating import ChatTemplate
 
 
 class TemplateCounting:
-    """``count_text`` / ``count_tokens`` for a backend that has a ``template``."""
+    """``count_text`` / ``count_tokens`` for a backend that has a ``template`` (the
+    backend class defines it; mixed in before :class:`~simlab.backends.base.Backend`)."""
 
-    @property
-    def template(self) -> ChatTemplate:  # provided by the backend
-        raise NotImplementedError
+    template: ChatTemplate
 
     def count_text(self, text: str) -> int:
         return len(self.template.tokenize(text.encode("utf-8"), False))

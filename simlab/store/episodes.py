@@ -31,14 +31,11 @@ from simlab.store.manifest import (
     read_json,
     redact_secrets,
 )
+from simlab.store.reserve import hold_reserve, release
 
 MANIFEST = "manifest.json"
 EPISODES_DIR = "episodes"
 STAGING_DIR = ".staging"
-#: Space set aside (``RUN/.reserve``) while a run is open, for its end state on a full
-#: disk (a manifest is 4-8 KiB); removed when the store closes.
-RESERVE_FILE = ".reserve"
-RESERVE_BYTES = 32 * 1024
 BROKEN_DIR = ".broken"
 EVENTS_FILE, AGENTS_FILE, EPISODE_FILE = "events.parquet", "agents.parquet", "episode.parquet"
 #: Written last into each staged episode: every file with its row count, so a resume can
@@ -192,23 +189,11 @@ class RunStore:
         except BaseException:
             self.close()
             raise
-        self._reserve = self.run_dir / RESERVE_FILE
-        try:  # room for the end state, should the disk fill up (see release_reserve)
-            self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
-        except OSError:
-            self._reserve.unlink(missing_ok=True)
+        self._reserve = hold_reserve(self.run_dir)
 
     def release_reserve(self) -> bool:
-        """Free the space set aside when the store opened; whether there was any.
-
-        A run that fills the disk must still record why it stopped: the runner frees
-        this and writes its end state again when that write finds the disk full.
-        """
-        reserve = getattr(self, "_reserve", None)
-        if reserve is None or not reserve.exists():
-            return False
-        reserve.unlink(missing_ok=True)
-        return True
+        """Free the space set aside when the store opened (see :mod:`.reserve`)."""
+        return release(getattr(self, "_reserve", None))
 
     def close(self) -> None:
         self.release_reserve()
