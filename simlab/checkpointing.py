@@ -19,7 +19,7 @@ from simlab.backends.base import Backend
 from simlab.scenario import Scenario
 from simlab.scheduler.engine import TickEngine
 from simlab.scheduler.settings import EngineConfig
-from simlab.scheduler.snapshot import capture, restore
+from simlab.scheduler.snapshot import Marks, capture, marks, restore
 from simlab.store.checkpoint import Checkpoints
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ class EpisodeCheckpoints:
         self.files.clear_partial()
         self.settings = settings
         self._started: dict[str, float] = {}  # episode -> wall clock of its tick 0 run
-        self._saved: dict[str, int] = {}  # episode -> events already in its segments
-        self.resumed: dict[str, int] = {}  # episode -> tick it resumed at (this invocation)
+        self._saved: dict[str, Marks] = {}  # episode -> what its segments already hold
 
     def engine_for(self, episode_id: str, make: Callable[[], Scenario], backend: Backend,
                    **engine: Any) -> tuple[TickEngine, int]:
@@ -49,15 +48,14 @@ class EpisodeCheckpoints:
                             episode_id, type(exc).__name__, exc)
             else:
                 self._started[episode_id] = time.perf_counter() - found.header.get("wall_s", 0)
-                self._saved[episode_id] = len(restored.scenario.log)
-                self.resumed[episode_id] = found.tick
+                self._saved[episode_id] = marks(restored.scenario)
                 log.info("episode %s resumed at tick %d from its checkpoint", episode_id,
                          found.tick)
                 print(f"simlab: episode {episode_id} resumes at tick {found.tick} "
                       f"(checkpoint {self.files.path(episode_id)})", file=sys.stderr)
                 return restored, found.tick
         self._started[episode_id] = time.perf_counter()
-        self._saved[episode_id] = 0
+        self._saved[episode_id] = {}
         self.files.drop(episode_id)  # an unusable one: start its segments afresh
         return TickEngine(make(), backend, settings=self.settings, checkpoint=self.save,
                           **engine), 0
@@ -68,11 +66,12 @@ class EpisodeCheckpoints:
 
     def save(self, engine: TickEngine, tick: int) -> None:
         sc = engine.scenario
-        since, end = self._saved.get(sc.episode_id, 0), len(sc.log)
-        state, events = capture(engine, since)
-        self.files.write(sc.episode_id, tick, state, events, (since, end), seed=sc.seed,
+        since, now = self._saved.get(sc.episode_id, {}), marks(sc)
+        state, segment = capture(engine, since)
+        self.files.write(sc.episode_id, tick, state, segment,
+                         (since.get("events", 0), now["events"]), seed=sc.seed,
                          wall_s=round(self.wall_s(sc.episode_id), 4))
-        self._saved[sc.episode_id] = end
+        self._saved[sc.episode_id] = now
 
     def done(self, episode_id: str) -> None:
         """The episode is committed (or will be redone from scratch): forget its state."""

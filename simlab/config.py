@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -21,6 +21,9 @@ from simlab.context.memory import MemoryConfig, MemoryName
 from simlab.registry import ScenarioSpec, scenario_specs
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.settings import EngineConfig
+
+if TYPE_CHECKING:
+    from simlab.backends.embeddings import Embedder
 
 __all__ = ["EngineConfig", "MemoryConfig", "RunConfig", "ScenarioConfig", "engine_config",
            "memory_config", "register_configs", "slug"]
@@ -200,6 +203,18 @@ def memory_config(cfg: Any) -> MemoryConfig:
     node = cfg.get("memory") or {}
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MemoryConfig),
                                                node))  # type: ignore[return-value]
+
+
+def embedder_for(memory: MemoryConfig, backend: Any) -> Embedder | None:
+    """The embedder ``memory.embedding`` asks for (None: relevance by BM25); its vectors
+    are cached in the backend's response-cache file when that cache is on."""
+    if not memory.embedding.model:
+        return None
+    from simlab.backends.embeddings import LiteLLMEmbedder
+
+    cache = (backend.get("cache") if backend is not None else None) or {}
+    return LiteLLMEmbedder(memory.embedding, cache.get("path") if cache.get("enabled")
+                           else None)
 
 
 def slug(text: str, max_len: int = 120) -> str:

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from simlab import run_status
 from simlab.backends.base import Backend, BackendUnusable
 from simlab.checkpointing import EpisodeCheckpoints
-from simlab.config import engine_config, memory_config
+from simlab.config import embedder_for, engine_config, memory_config
 from simlab.context.budget import ContextOverflow
 from simlab.population import build_population
 from simlab.registry import spec_of_run
@@ -262,6 +262,7 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
 
     summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
     settings, memory = engine_config(cfg), memory_config(cfg)
+    embedder = embedder_for(memory, cfg.get("backend"))
     checkpoints = EpisodeCheckpoints(run_dir, settings)
     status, cause, failed = run_status.INCOMPLETE, "", []
     bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
@@ -276,7 +277,7 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
             engine, start = checkpoints.engine_for(
                 eid, lambda i=index, b=built: b or make_scenario(cfg, population, i, seeds[i]),
                 backend, projection=config["projection"]["name"], memory=memory,
-                on_events=lambda evs: bar_turns.update(len(evs)))
+                embedder=embedder, on_events=lambda evs: bar_turns.update(len(evs)))
             scenario = engine.scenario
             try:
                 run_episode(engine, start)
@@ -320,6 +321,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
                 done=len(done) + summary.episodes_run)
         if own_backend:
             backend.close()
+        if embedder is not None:
+            embedder.close()
     if status != run_status.COMPLETE:
         raise RunFailed(cause, status)
     return summary

@@ -46,6 +46,11 @@ class Scenario(mesa.Model):
     name: ClassVar[str] = "scenario"
     #: The config dataclass this scenario takes (``config=None`` means its defaults).
     config_class: ClassVar[type[ScenarioConfig]] = ScenarioConfig
+    #: Attributes that only ever grow at the end (a list, or a dict of lists) and whose
+    #: items are never changed once appended, such as per-tick tables. A checkpoint
+    #: stores only what each gained since the previous one, like the event log
+    #: (:mod:`simlab.scheduler.snapshot`), instead of pickling them whole each time.
+    append_only: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ScenarioConfig | None = None, *, episode_id: str = "ep00000",
                  episode_index: int = 0, seed: int = 0) -> None:

@@ -13,7 +13,7 @@ from conftest import compose
 from simlab.backends.base import ChatRequest, Message, estimate_tokens
 from simlab.backends.mock import MockBackend
 from simlab.context.budget import Budget, ContextOverflow, budget_for, message_overhead
-from simlab.context.memory import OMITTED, FullMemory, MemoryConfig, WindowMemory
+from simlab.context.memory import OMITTED, FullMemory, MemoryConfig, Note, WindowMemory
 from simlab.runner import RunFailed, run
 from simlab.store import load_run
 
@@ -246,7 +246,7 @@ def _log_and_projector():
 
 
 def test_bm25_by_hand():
-    from simlab.context.retrieval import LexicalIndex, terms
+    from simlab.context.relevance import LexicalIndex, terms
 
     assert terms("Tom: I love the new bakery bread") == ["tom", "love", "new", "bakery",
                                                           "bread"]
@@ -315,19 +315,19 @@ def test_summary_asks_for_what_falls_out_then_stands_in_for_it():
 
     memory = SummaryMemory(MemoryConfig(policy="summary", summary_tokens=8, refill=1.0),
                            Words())
-    assert memory.prepare("maya", 0, VIEW, budget(15), lambda: 1) is None  # it fits
+    assert memory.prepare("maya", 0, VIEW, budget(15), lambda: 1) == []  # it fits
     # a longer view (26 words) is over 24: cut where system 2 + reserve (header 6 + 8)
     # + the newest 5 = 21 leaves no room for "k l m n o p": all but the newest is folded
     long = (*VIEW, A("k l m n o p"), U("Tom: q r s t"))
     wide = Budget(window=124, max_tokens=96, margin=4)  # prompt 24; the summary's: 112
-    request = memory.prepare("maya", 5, long, wide, lambda: 42)
+    [request] = memory.prepare("maya", 5, long, wide, lambda: 42)
     assert request.seed == 42 and request.max_tokens == 8 and request.tag == "maya:summary"
     assert request.messages[0] == S("s1 s2")
     assert request.messages[1].content.endswith(
         "Tom: a b\nYou: c d\nTom: e f g\nYou: h\nTom: i j\nYou: k l m n o p")
-    assert memory.absorb("maya", 5, ChatResponse(text="  Tom likes  a and b. ")) == \
-        "Tom likes a and b."
+    assert memory.absorb("maya", 5, request, ChatResponse(text="  Tom likes  a and b. ")) \
+        == Note("Tom likes a and b.")
     fitted = memory.fit("maya", 5, long, wide)
     assert fitted == (S("s1 s2"), U(f"{HEADER}\nTom likes a and b.\nTom: q r s t"))
     # a failed summary keeps the previous one and cuts as window does
-    assert memory.absorb("maya", 6, ChatResponse(text="", error="boom")) is None
+    assert memory.absorb("maya", 6, request, ChatResponse(text="", error="boom")) is None

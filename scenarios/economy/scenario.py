@@ -76,6 +76,7 @@ class EconomyScenario(PhasedScenario):
     name = "economy"
 
     config_class = EconomyConfig
+    append_only = ("rows", "history")  # appended once a tick, never changed after
     config: EconomyConfig
 
     def __init__(self, config: EconomyConfig | None = None, **episode: Any) -> None:

@@ -54,6 +54,7 @@ class OpinionScenario(PhasedScenario):
     name = "opinion"
 
     config_class = OpinionConfig
+    append_only = ("rows",)  # appended once a tick, never changed after
     config: OpinionConfig
 
     def __init__(self, config: OpinionConfig | None = None, **episode: Any) -> None:

@@ -23,13 +23,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simlab.backends.base import ChatRequest, ChatResponse, Message
+from simlab.backends.embeddings import EmbeddingConfig
 from simlab.context.budget import Budget, ContextOverflow, TokenCounter, message_overhead
 from simlab.scenario_config import enum_value
 
 if TYPE_CHECKING:
+    from simlab.backends.embeddings import Embedder
     from simlab.context.base import Projector
     from simlab.events import EventLog
 
@@ -45,9 +47,14 @@ class MemoryName(StrEnum):
     full = "full"
 
 
+class Importance(StrEnum):
+    rule = "rule"
+    model = "model"
+
+
 @dataclass
 class MemoryConfig:
-    """The ``memory`` config group (``memory=window|full``)."""
+    """The ``memory`` config group (``memory=window|summary|retrieval|full``)."""
 
     policy: MemoryName = MemoryName.window
     margin: int = 32  # prompt tokens kept free besides the reply's max_tokens
@@ -61,9 +68,24 @@ class MemoryConfig:
     retrieval_share: float = 0.4
     recency_decay: float = 0.99
     weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    # retrieval: importance by rule or rated by the agent's model (batched, cached, and
+    # recorded as memory events), events per rating request, a reflection every N ticks
+    # (0: none), and the embedding model for relevance (none: BM25)
+    importance: Importance = Importance.rule
+    importance_batch: int = 16
+    reflect_every: int = 0
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
     def __post_init__(self) -> None:
         self.policy = enum_value(MemoryName, self.policy, "memory.policy")
+        self.importance = enum_value(Importance, self.importance, "memory.importance")
+        if self.importance_batch < 1:
+            raise ValueError(f"memory.importance_batch: must be >= 1, got "
+                             f"{self.importance_batch}")
+        if self.reflect_every < 0:
+            raise ValueError(f"memory.reflect_every: must be >= 0, got {self.reflect_every}")
+        if not isinstance(self.embedding, EmbeddingConfig):
+            self.embedding = EmbeddingConfig(**dict(self.embedding))
         self.roles = {role: enum_value(MemoryName, name, f"memory.roles.{role}")
                       for role, name in dict(self.roles).items()}
         if self.margin < 0:
@@ -87,6 +109,16 @@ class MemoryConfig:
         return MemoryName(self.roles.get(role, self.policy))
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What a policy records from a reply as a ``memory`` event (its agent the only
+    audience): a summary, importance scores, a reflection. ``data`` goes to the event's
+    ``data`` column beside ``{"memory": <policy>}``."""
+
+    content: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 class Memory(ABC):
     """One memory policy for one episode; state, if any, is per agent."""
 
@@ -105,19 +137,22 @@ class Memory(ABC):
         """A re-ask's messages (a fitted view plus a note) within the budget, statelessly."""
         return self.fit(agent, step, messages, budget)
 
-    def bind(self, projector: Projector, log: Callable[[], EventLog]) -> None:  # noqa: B027
-        """Give the policy the episode's projector and log (retrieval reads events)."""
+    def bind(self, projector: Projector, log: Callable[[], EventLog],  # noqa: B027
+             embedder: Embedder | None = None) -> None:
+        """Give the policy the episode's projector and log (retrieval reads events) and
+        the embedder for relevance, if one is configured."""
 
     def prepare(self, agent: str, step: int, view: tuple[Message, ...], budget: Budget,
-                seed: Callable[[], int]) -> ChatRequest | None:
-        """A request the policy needs answered before it can fit ``agent``'s view (a
-        summary of what falls out of it), or None. The engine sends every agent's as one
-        batch per tick, records each reply as a ``memory`` event, and passes it to
-        :meth:`absorb`."""
-        return None
+                seed: Callable[[], int]) -> list[ChatRequest]:
+        """Requests the policy needs answered before it can fit ``agent``'s view (a
+        summary of what falls out of it, importance scores, a reflection). The engine
+        sends every agent's as one batch per tick and passes each reply to
+        :meth:`absorb`, recording what that returns as a ``memory`` event."""
+        return []
 
-    def absorb(self, agent: str, step: int, response: ChatResponse) -> str | None:
-        """Take the reply to :meth:`prepare`'s request; return the text to record."""
+    def absorb(self, agent: str, step: int, request: ChatRequest,
+               response: ChatResponse) -> Note | None:
+        """Take the reply to one of :meth:`prepare`'s requests; return what to record."""
         return None
 
     def overflow(self, agent: str, step: int, size: int, budget: Budget, why: str) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from simlab.backends.base import ChatRequest, ChatResponse, Message
 from simlab.context.budget import Budget, TokenCounter
-from simlab.context.memory import OMITTED, MemoryConfig, WindowMemory
+from simlab.context.memory import OMITTED, MemoryConfig, Note, WindowMemory
 
 #: Heads the summary in the view: fixed text, so the agent knows what it is reading.
 HEADER = "(What you remember of earlier events:)"
@@ -48,16 +48,16 @@ class SummaryMemory(WindowMemory):
         return self.counter.count_text(HEADER) + self.config.summary_tokens
 
     def prepare(self, agent: str, step: int, view: tuple[Message, ...], budget: Budget,
-                seed: Callable[[], int]) -> ChatRequest | None:
+                seed: Callable[[], int]) -> list[ChatRequest]:
         if len(view) < 3:
-            return None
+            return []
         start = min(self._start.get(agent, 0), len(view) - 2)
         if self.counter.count_tokens(self.windowed(agent, view, start)) <= budget.prompt:
-            return None
+            return []
         cut = self.trim_start(agent, view, round(budget.prompt * self.config.refill))
         folded = view[1 + start:1 + cut]
         if not folded:
-            return None
+            return []
         self._pending[agent] = cut
         words = max(8, self.config.summary_tokens * 3 // 4)
         previous = self._summary.get(agent) or "(nothing yet)"
@@ -69,20 +69,21 @@ class SummaryMemory(WindowMemory):
         lines = _newest_lines(lines, room, self.counter)
         if not lines:  # the window cannot hold a summary request: cut as window does
             self._pending.pop(agent)
-            return None
+            return []
         text = PROMPT.format(words=words, previous=previous, events="\n".join(lines))
-        return ChatRequest(messages=(view[0], Message("user", text)),
-                           max_tokens=self.config.summary_tokens, temperature=0.2,
-                           top_p=0.9, seed=seed(), tag=f"{agent}:summary")
+        return [ChatRequest(messages=(view[0], Message("user", text)),
+                            max_tokens=self.config.summary_tokens, temperature=0.2,
+                            top_p=0.9, seed=seed(), tag=f"{agent}:summary")]
 
-    def absorb(self, agent: str, step: int, response: ChatResponse) -> str | None:
+    def absorb(self, agent: str, step: int, request: ChatRequest,
+               response: ChatResponse) -> Note | None:
         cut = self._pending.pop(agent, None)
         text = " ".join(response.text.split()) if response.ok else ""
         if cut is None or not text:
             return None  # fit() cuts as window does, keeping the previous summary
         self._summary[agent] = text
         self._start[agent] = cut
-        return text
+        return Note(text)
 
 
 def _newest_lines(lines: list[str], room: int, counter: TokenCounter) -> list[str]:

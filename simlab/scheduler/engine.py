@@ -25,6 +25,7 @@ from simlab.scheduler.settings import EngineConfig
 from simlab.usage import Usage
 
 if TYPE_CHECKING:
+    from simlab.backends.embeddings import Embedder
     from simlab.scenario import Scenario
 
 TurnCallback = Callable[[list[Event]], None]
@@ -62,17 +63,20 @@ class TickEngine:
         on_events: TurnCallback | None = None,
         memory: MemoryConfig | None = None,
         checkpoint: CheckpointCallback | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         """``schedule``, a policy object, replaces ``settings.schedule``; a scenario's
         ``own_schedule`` wins over both. ``memory`` fits each request to the backend's
         context window (default: ``window``). ``checkpoint`` is called after every
-        ``settings.checkpoint_every``-th tick that leaves no failure streak open."""
+        ``settings.checkpoint_every``-th tick that leaves no failure streak open.
+        ``embedder`` scores relevance for ``retrieval`` memory (``memory.embedding``)."""
         self.scenario = scenario
         self.backend = backend
         self.settings = settings = settings if settings is not None else EngineConfig()
         self.max_steps = settings.max_steps
         self.on_events = on_events
         self.checkpoint = checkpoint
+        self.embedder = embedder
         self.consecutive_failures = 0
         self.memory_config = memory if memory is not None else MemoryConfig()
         self._memories: dict[MemoryName, Memory] = {}
@@ -183,18 +187,18 @@ class TickEngine:
             budget = self._budget(ask)
             assert budget is not None
             memory = self.memory_for(sc.by_key[ask.key].role)
-            request = memory.prepare(ask.key, self.step, ask.request.messages, budget,
-                                     sc.next_seed)
-            if request is not None:
+            for request in memory.prepare(ask.key, self.step, ask.request.messages, budget,
+                                          sc.next_seed):
                 needs.append((ask.key, memory, request))
         if not needs:
             return
         for (key, memory, request), resp in zip(
                 needs, self.backend.generate([r for *_, r in needs]), strict=True):
-            content = memory.absorb(key, self.step, resp)
-            if content is not None:
+            note = memory.absorb(key, self.step, request, resp)
+            if note is not None:
                 sc.log.append(step=self.step, speaker=key, audience=(key,), kind=MEMORY,
-                              content=content, data=json.dumps({"memory": memory.name}),
+                              content=note.content,
+                              data=json.dumps({"memory": memory.name, **note.data}),
                               backend=self.backend.name, model=resp.model,
                               request_seed=request.seed or 0, finish_reason=resp.finish_reason,
                               **resp.usage.columns())
@@ -219,7 +223,7 @@ class TickEngine:
         name = self.memory_config.policy_for(role)
         if name not in self._memories:
             memory = make_memory(name, self.memory_config, self.backend)
-            memory.bind(self.projector, lambda: self.scenario.log)
+            memory.bind(self.projector, lambda: self.scenario.log, self.embedder)
             self._memories[name] = memory
         return self._memories[name]
 

@@ -2,13 +2,15 @@
 
 Pickled together, so references between them survive: the scenario (a Mesa model:
 agents, graph, RNG, scenario state), the projector's context, the schedule policy, the
-memory policies and the failure streak. The event log is not in that pickle: it is
-append-only, so :func:`capture` returns only the events since the last checkpoint, as
-plain tuples (about 1 µs an event), and :func:`restore` refills the log from every
-segment. Projected views are not stored either: they are a deterministic function of
-the log, rebuilt on an agent's first turn after a restore. The backend and callbacks are
-detached while pickling and re-bound on restore, so a checkpoint never holds a
-connection, a model or a secret.
+memory policies and the failure streak. What only grows is not in that pickle: the
+event log, and the scenario's :attr:`~simlab.scenario.Scenario.append_only` attributes
+(per-tick tables, histories). :func:`capture` returns what they gained since the
+previous checkpoint as a **segment** (events as plain tuples, about 1 µs an event), so a
+checkpoint costs what the last K ticks added, not the whole history, and
+:func:`restore` refills them from every segment in order. Projected views are not
+stored either: they are a deterministic function of the log, rebuilt on an agent's first
+turn after a restore. The backend, embedder and callbacks are detached while pickling
+and re-bound on restore, so a checkpoint never holds a connection, a model or a secret.
 """
 
 from __future__ import annotations
@@ -21,37 +23,74 @@ from simlab.events import EVENT_COLUMNS, Event
 
 if TYPE_CHECKING:
     from simlab.backends.base import Backend
+    from simlab.scenario import Scenario
     from simlab.scheduler.engine import TickEngine
     from simlab.scheduler.settings import EngineConfig
 
 _ROW = attrgetter(*EVENT_COLUMNS)
+#: What a segment starts after: ``{"events": n, <attribute>: n or {key: n}}``.
+Marks = dict[str, Any]
 
 
-def capture(engine: TickEngine, since: int = 0) -> tuple[bytes, bytes]:
-    """``engine``'s state and its events from ``since`` on (call between ticks only)."""
+def marks(scenario: Scenario) -> Marks:
+    """How long the log and each append-only attribute of ``scenario`` are now."""
+    return _lengths(len(scenario.log), {n: getattr(scenario, n) for n in scenario.append_only})
+
+
+def _lengths(n_events: int, grown: dict[str, Any]) -> Marks:
+    out: Marks = {"events": n_events}
+    for name, value in grown.items():
+        out[name] = {k: len(v) for k, v in value.items()} if isinstance(value, dict) \
+            else len(value)
+    return out
+
+
+def _tail(value: Any, since: Any) -> Any:
+    if isinstance(value, dict):
+        since = since if isinstance(since, dict) else {}
+        return {k: list(v[since.get(k, 0):]) for k, v in value.items()}
+    return list(value[since or 0:])
+
+
+def _emptied(value: Any) -> Any:
+    return {k: type(v)() for k, v in value.items()} if isinstance(value, dict) \
+        else type(value)()
+
+
+def capture(engine: TickEngine, since: Marks | None = None) -> tuple[bytes, bytes]:
+    """``engine``'s state and the segment of what grew after ``since`` (call between
+    ticks only)."""
     sc, log, projector = engine.scenario, engine.scenario.log, engine.projector
+    since = since or {}
     memories = engine._memories
-    events = pickle.dumps([_ROW(e) for e in log.since(since)], protocol=pickle.HIGHEST_PROTOCOL)
+    grown = {name: _tail(getattr(sc, name), since.get(name)) for name in sc.append_only}
+    segment = pickle.dumps({"events": [_ROW(e) for e in log.since(since.get("events", 0))],
+                            "grown": grown}, protocol=pickle.HIGHEST_PROTOCOL)
     kept = (sc.backend, sc.__dict__.pop("_engine", None), log._events, log._inbox,
-            projector._views, {name: m.counter for name, m in memories.items()})
+            projector._views, {name: m.counter for name, m in memories.items()},
+            {name: getattr(sc, name) for name in sc.append_only})
     sc.backend, log._events, log._inbox, projector._views = None, [], {}, {}
+    for name, value in kept[6].items():
+        setattr(sc, name, _emptied(value))
     for m in memories.values():
         m.counter = None  # type: ignore[assignment]
     try:
         state: dict[str, Any] = {
             "scenario": sc, "projector": projector, "policy": engine.policy,
             "memories": memories, "consecutive_failures": engine.consecutive_failures,
-            "n_events": len(kept[2]),
+            "marks": _lengths(len(kept[2]), kept[6]),
         }
         blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         sc.backend, log._events, log._inbox, projector._views = kept[0], kept[2], kept[3], \
             kept[4]
+        for name, value in kept[6].items():
+            setattr(sc, name, value)
         if kept[1] is not None:
             sc._engine = kept[1]
         for name, m in memories.items():
             m.counter = kept[5][name]
-    return blob, events
+    return blob, segment
 
 
 def restore(state: bytes, segments: list[bytes], backend: Backend, *,
@@ -61,11 +100,21 @@ def restore(state: bytes, segments: list[bytes], backend: Backend, *,
 
     # the run's own checkpoint (see simlab.store.checkpoint on trusting run directories)
     saved = pickle.loads(state)
-    events = [Event(*row) for seg in segments for row in pickle.loads(seg)]
-    if len(events) != saved["n_events"]:
-        raise ValueError(f"the segments hold {len(events)} events, the state "
-                         f"{saved['n_events']}")
     sc = saved["scenario"]
+    events: list[Event] = []
+    for raw in segments:
+        seg = pickle.loads(raw)
+        events += [Event(*row) for row in seg["events"]]
+        for name, tail in seg["grown"].items():
+            value = getattr(sc, name)
+            if isinstance(value, dict):
+                for key, items in tail.items():
+                    value.setdefault(key, []).extend(items)
+            else:
+                value.extend(tail)
+    held = marks(sc) | {"events": len(events)}
+    if held != saved["marks"]:
+        raise ValueError(f"the segments hold {held}, the state lists {saved['marks']}")
     sc.log.restore(events)
     restored = TickEngine(sc, backend, settings=settings, **engine)
     restored.projector = saved["projector"]
@@ -74,5 +123,5 @@ def restore(state: bytes, segments: list[bytes], backend: Backend, *,
     restored._memories = saved["memories"]
     for m in restored._memories.values():
         m.counter = backend
-        m.bind(restored.projector, lambda: restored.scenario.log)
+        m.bind(restored.projector, lambda: restored.scenario.log, restored.embedder)
     return restored

@@ -3,8 +3,9 @@
 A long episode (a year of opinion days, decades of tax years) must not restart at tick 0
 when its process dies. Every K ticks the runner writes the episode's state here, and a
 resumed run continues from the newest one. The event log is append-only, so it is
-written in **segments**, each holding only the events since the previous checkpoint
-(``events-<first>-<end>.seg``); ``state.ckpt`` holds everything else and lists the
+written in **segments**, each holding only what the log (and the scenario's other
+append-only state) gained since the previous checkpoint (``segment-<tick>.seg``, with
+the span of events it holds); ``state.ckpt`` holds everything else and lists the
 segments it needs, with their SHA-256. A checkpoint therefore costs what the last K
 ticks added, not the whole history (``benchmarks/bench_checkpoint.py``).
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 STATE = "state.ckpt"
-_MAGIC = b"simlab-checkpoint 2\n"
+_MAGIC = b"simlab-checkpoint 3\n"  # 3: segments hold append-only scenario state
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +108,16 @@ class Checkpoints:
     def path(self, episode_id: str) -> Path:
         return self.dir / episode_id
 
-    def write(self, episode_id: str, tick: int, state: bytes, events: bytes | None,
+    def write(self, episode_id: str, tick: int, state: bytes, segment: bytes | None,
               span: tuple[int, int], **info: Any) -> None:
-        """Write the segment of events ``span`` (if any), then the state that lists it."""
+        """Write the segment (if any; it holds events ``span``), then the state that
+        lists it."""
         where = self.path(episode_id)
         where.mkdir(parents=True, exist_ok=True)
         listed = list(self._segments.get(episode_id, []))
-        if events is not None and span[1] > span[0]:
-            name = f"events-{span[0]:09d}-{span[1]:09d}.seg"
-            digest = _write(where / name, events, {"episode_id": episode_id, "span": span})
+        if segment is not None:
+            name = f"segment-{tick:09d}.seg"
+            digest = _write(where / name, segment, {"episode_id": episode_id, "span": span})
             listed.append({"name": name, "span": list(span), "sha256": digest})
         header = {"episode_id": episode_id, "tick": tick, "segments": listed, **_compat(),
                   **info}
