@@ -250,8 +250,8 @@ def register_configs() -> None:
 
 
 def _store_scenario(cs: ConfigStore, spec: ScenarioSpec) -> None:
-    """``scenario=<name>``: the spec's config dataclass, with the population and engine
-    settings the scenario selects (a user's own choice or override still wins)."""
+    """``scenario=<name>``: the spec's config dataclass, with the population, engine and
+    memory settings the scenario selects (a user's own choice or override still wins)."""
     name = spec.name
     cs.store(group="scenario", name=f"{name}_schema", node=spec.config)
     defaults: list[Any] = [f"{name}_schema"]
@@ -261,4 +261,9 @@ def _store_scenario(cs: ConfigStore, spec: ScenarioSpec) -> None:
         cs.store(group="engine", name=name,
                  node={"defaults": ["engine_schema", "_self_"], **spec.engine})
         defaults.append({"override /engine@_global_.engine": name})
+    if spec.memory:
+        MemoryConfig(**spec.memory)  # a bad default is the scenario's error, named now
+        cs.store(group="memory", name=f"{name}_default",
+                 node={"defaults": ["memory_schema", "_self_"], **spec.memory})
+        defaults.append({"override /memory@_global_.memory": f"{name}_default"})
     cs.store(group="scenario", name=name, node={"defaults": [*defaults, "_self_"]})

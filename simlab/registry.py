@@ -37,6 +37,9 @@ class ScenarioSpec:
     default_population: str | None = None
     # engine settings it needs by default (keys of EngineConfig), e.g. {"max_reasks": 2}
     engine: Mapping[str, Any] = field(default_factory=dict)
+    # memory settings it chooses by default (keys of MemoryConfig), e.g. {"policy":
+    # "summary"} or {"roles": {"planner": "full"}}; ``memory=<policy>`` still wins
+    memory: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""  # one line for ``simlab scenarios``; default: the class docstring's
 
     def describe(self) -> str:

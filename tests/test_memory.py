@@ -12,6 +12,7 @@ from conftest import compose
 
 from simlab.backends.base import ChatRequest, Message, estimate_tokens
 from simlab.backends.mock import MockBackend
+from simlab.config import memory_config
 from simlab.context.budget import Budget, ContextOverflow, budget_for, message_overhead
 from simlab.context.memory import OMITTED, FullMemory, MemoryConfig, Note, WindowMemory
 from simlab.runner import RunFailed, run
@@ -331,3 +332,26 @@ def test_summary_asks_for_what_falls_out_then_stands_in_for_it():
     assert fitted == (S("s1 s2"), U(f"{HEADER}\nTom likes a and b.\nTom: q r s t"))
     # a failed summary keeps the previous one and cuts as window does
     assert memory.absorb("maya", 6, request, ChatResponse(text="", error="boom")) is None
+
+
+def test_a_scenario_chooses_its_memory_default_and_the_command_line_wins():
+    from hydra.core.config_store import ConfigStore
+
+    from simlab.config import _store_scenario
+    from simlab.registry import scenario_specs
+
+    dialogue = scenario_specs()["dialogue"]
+    spec = type(dialogue)("remembering", dialogue.cls, dialogue.config,
+                          memory={"policy": "summary", "roles": {"client": "full"}})
+    compose("backend=mock")  # registers the built-in configs first
+    _store_scenario(ConfigStore.instance(), spec)
+    chosen = memory_config(compose("scenario=remembering", "backend=mock"))
+    assert (chosen.policy, chosen.roles) == ("summary", {"client": "full"})
+    tuned = memory_config(compose("scenario=remembering", "backend=mock",
+                                  "memory.summary_tokens=40"))
+    assert (tuned.policy, tuned.summary_tokens) == ("summary", 40)
+    assert memory_config(compose("scenario=remembering", "backend=mock",
+                                 "memory=window")).policy == "window"
+    with pytest.raises(ValueError, match=r"memory\.policy"):
+        _store_scenario(ConfigStore.instance(), type(dialogue)(
+            "forgetful", dialogue.cls, dialogue.config, memory={"policy": "never"}))

@@ -58,6 +58,7 @@ def test_toy_scenario_is_listed_and_runs_from_the_cli(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     run = load_run(tmp_path / "run")
     assert run.manifest["status"] == "complete"
+    assert run.manifest["config"]["memory"]["policy"] == "summary"  # the toy's default
     assert run.manifest["config"]["scenario"] == {
         "name": "toy", "n_agents": 2, "rounds": 2, "topic": "tea", "max_tokens": 32}
     episode = run.episodes.row(0, named=True)

@@ -56,4 +56,5 @@ class ToyScenario(Scenario):
         return "rounds_done" if done else None
 
 
-SPEC = ScenarioSpec("toy", ToyScenario, ToyConfig)
+# a scenario may choose its memory default; ``memory=<policy>`` on the command line wins
+SPEC = ScenarioSpec("toy", ToyScenario, ToyConfig, memory={"policy": "summary"})
