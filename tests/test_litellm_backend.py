@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
 import pytest
 from servers.fake_openai import serve, stats
+from servers.llama import free_port, llama_server
 
 from simlab.backends.base import BackendError, ChatRequest, Message
 from simlab.backends.litellm_adapter import import_litellm
@@ -138,9 +136,7 @@ def test_error_classification(transport, fault, transient):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_connection_refused_is_transient(transport):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again when the block ends: nobody listens
+    port = free_port()  # closed again at once: nobody listens
     with LiteLLMBackend("openai/fake", api_base=f"http://127.0.0.1:{port}/v1",
                         timeout_s=2, transport=transport) as backend:
         (resp,) = backend.generate([ask("hi")])
@@ -261,45 +257,11 @@ def test_cli_run_against_fake_server(tmp_path):
     assert all(t.strip() for t in said["content"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.embedded
 @needs_conf
 def test_cli_run_against_real_llama_cpp_server(tmp_path):
-    pytest.importorskip("uvicorn", reason="needs llama-cpp-python[server]")
-    from simlab.backends.llamacpp import default_model_path
-
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "simlab.backends.llamacpp_server",
-         "--model", str(default_model_path()), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not come up:\n"
-                                + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        events = _cli(tmp_path, f"http://127.0.0.1:{port}/v1", "openai/smollm2")
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    with llama_server(tmp_path, "--n_ctx", "2048") as url:
+        events = _cli(tmp_path, url, "openai/smollm2")
     said = events.filter(pl.col("kind") == "utterance")
     assert said.height == 2
     assert set(said["backend"]) == {"litellm"}

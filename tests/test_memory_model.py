@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 
 import polars as pl
 import pytest
 from conftest import compose
+from servers.llama import free_port, llama_server
 from test_memory import S, Words, _log_and_projector
 
 from simlab.backends.base import BackendError, ChatResponse
@@ -187,38 +182,12 @@ def test_model_memory_on_a_scenario_is_recorded_and_deterministic(tmp_path):
 
 
 # ------------------------------------------------------------- a real embedding server
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.embedded
 def test_litellm_embeddings_from_a_real_llama_cpp_server(tmp_path):
     """``litellm.embedding`` against llama.cpp's OpenAI-compatible server on 127.0.0.1:
     vectors come back, and a second embedder on the same cache makes no call."""
-    pytest.importorskip("uvicorn", reason="needs llama-cpp-python[server]")
-    from simlab.backends.llamacpp import default_model_path
-
-    port = _free_port()
-    out = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "simlab.backends.llamacpp_server", "--model",
-         str(default_model_path()), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "512", "--embedding", "true"],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not come up:\n"
-                                + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
-        config = EmbeddingConfig(model="openai/smollm2", api_base=f"http://127.0.0.1:{port}/v1")
+    with llama_server(tmp_path, "--n_ctx", "512", "--embedding", "true") as api_base:
+        config = EmbeddingConfig(model="openai/smollm2", api_base=api_base)
         cache = tmp_path / "cache.sqlite"
         first = LiteLLMEmbedder(config, cache)
         texts = ["I love the new bakery bread", "Where can we buy bread?", "The weather"]
@@ -231,7 +200,6 @@ def test_litellm_embeddings_from_a_real_llama_cpp_server(tmp_path):
         assert again.embed(texts) == vectors and again.calls == 0 and again.hits == 3
         again.close()
         # a whole run: mock agents far past a small window, relevance from the server
-        api_base = f"http://127.0.0.1:{port}/v1"
         run(compose("scenario=opinion", "scenario.ticks=6", "scenario.n_agents=3",
                     "scenario.degree=2", "backend=mock", "+backend.context_window=400",
                     "memory=retrieval", "memory.embedding.model=openai/smollm2",
@@ -242,13 +210,6 @@ def test_litellm_embeddings_from_a_real_llama_cpp_server(tmp_path):
         assert events.filter(pl.col("kind") == "failure").height == 0
         with sqlite3.connect(tmp_path / "run-cache.sqlite") as db:
             assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] > 10
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        out.close()
 
 
 def test_token_level_embeddings_are_mean_pooled():
@@ -260,6 +221,6 @@ def test_token_level_embeddings_are_mean_pooled():
 
 def test_an_embedding_failure_names_the_model():
     embedder = LiteLLMEmbedder(EmbeddingConfig(model="openai/none", api_base=(
-        f"http://127.0.0.1:{_free_port()}/v1"), num_retries=0))
+        f"http://127.0.0.1:{free_port()}/v1"), num_retries=0))
     with pytest.raises(BackendError, match="embedding with openai/none failed"):
         embedder.embed(["hello"])
