@@ -262,14 +262,14 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
 
     summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
     settings, memory = engine_config(cfg), memory_config(cfg)
-    embedder = embedder_for(memory, cfg.get("backend"))
-    checkpoints = EpisodeCheckpoints(run_dir, settings)
     status, cause, failed = run_status.INCOMPLETE, "", []
     bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
                    disable=not cfg.progress, position=0)
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
-    streak = 0
+    streak, embedder = 0, None
     try:
+        checkpoints = EpisodeCheckpoints(run_dir, settings)
+        embedder = embedder_for(memory, cfg.get("backend"))
         for index in todo:
             eid = episode_id(index)
             built, first = first, None
@@ -316,13 +316,13 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     finally:
         bar_turns.close()
         bar_eps.close()
+        if embedder is not None:
+            embedder.close()
         summary.wall_s = time.time() - started
         _finish(store, summary, backend, invocations, status, cause, failed, cfg.episodes,
                 done=len(done) + summary.episodes_run)
         if own_backend:
             backend.close()
-        if embedder is not None:
-            embedder.close()
     if status != run_status.COMPLETE:
         raise RunFailed(cause, status)
     return summary

@@ -178,3 +178,18 @@ def test_memory_state_survives_a_restore(policy):
     assert list(resumed.scenario.log) == list(straight.scenario.log)
     kinds = {e.kind for e in straight.scenario.log}
     assert ("memory" in kinds) == (policy == "summary")
+
+
+def test_append_only_state_is_emptied_like_for_like():
+    from collections import defaultdict
+
+    from simlab.scheduler.snapshot import _emptied
+
+    rows = defaultdict(list, {"ticks": [1, 2]})
+    empty = _emptied("rows", rows)
+    assert isinstance(empty, defaultdict) and dict(empty) == {"ticks": []}
+    empty["new"].append(3)  # still a defaultdict after a restore
+    assert rows == {"ticks": [1, 2]}
+    assert _emptied("history", [1, 2]) == []
+    with pytest.raises(TypeError, match="append_only attribute 'history'"):
+        _emptied("history", (1, 2))

@@ -45,6 +45,8 @@ def test_insights_parsed_or_taken_line_by_line():
     prose = ChatResponse(text="- Tom likes bread\n\n2) I am tired\n3. a\n4. b", error="bad")
     assert parse_insights(prose) == ["Tom likes bread", "I am tired", "a"]
     assert parse_insights(ChatResponse(text="", error="timeout")) == []
+    cut = ChatResponse(text='{"insights": ["Tom likes', error="invalid structured reply")
+    assert parse_insights(cut) == []  # JSON cut off at max_tokens: nothing recorded
 
 
 def _memory(**config) -> tuple[RetrievalMemory, object, object]:
@@ -93,8 +95,9 @@ def test_model_importance_changes_the_ranking_by_hand():
 def test_reflection_every_n_ticks_is_recalled_as_a_memory():
     memory, log, projector = _memory(reflect_every=2)
     view = projector.view("me", log)
-    assert memory.prepare("me", 1, view, WIDE, lambda: 1) == []  # not due before tick 2
-    (request,) = memory.prepare("me", 2, view, WIDE, lambda: 7)
+    assert memory.prepare("me", 2, view, WIDE, lambda: 1) == []  # the whole view fits
+    assert memory.prepare("me", 1, view, TIGHT, lambda: 1) == []  # not due before tick 2
+    (request,) = memory.prepare("me", 2, view, TIGHT, lambda: 7)
     assert request.json_schema["properties"]["insights"]["maxItems"] == 3
     assert "- (tick 1) Tom: I love the new bakery bread" in request.messages[1].content
     reply = ChatResponse(text="x", parsed={"insights": ["Tom cares about bread."]})
@@ -103,8 +106,8 @@ def test_reflection_every_n_ticks_is_recalled_as_a_memory():
     log.append(step=2, speaker="me", audience=("me",), kind="memory", content=note.content,
                data=json.dumps({"memory": "retrieval", **note.data}))
     # not due again until tick 4, and then only with 3 new events to reflect on
-    assert memory.prepare("me", 3, view, WIDE, lambda: 1) == []
-    assert memory.prepare("me", 4, view, WIDE, lambda: 1) == []
+    assert memory.prepare("me", 3, view, TIGHT, lambda: 1) == []
+    assert memory.prepare("me", 4, view, TIGHT, lambda: 1) == []
     lines = memory.recall("me", 4, 99, "bread", room=100)
     assert "- (tick 2) You concluded: Tom cares about bread." in lines
 
@@ -217,6 +220,15 @@ def test_token_level_embeddings_are_mean_pooled():
 
     assert _pooled([[1.0, 2.0], [3.0, 6.0]]) == [2.0, 4.0]
     assert _pooled([0.5, 1]) == [0.5, 1.0]
+
+
+def test_an_unset_key_variable_is_an_error_not_another_key(monkeypatch):
+    monkeypatch.delenv("SIMLAB_TEST_EMBED_KEY", raising=False)
+    embedder = LiteLLMEmbedder(EmbeddingConfig(model="openai/x", api_base="http://127.0.0.1:9",
+                                               api_key_env="SIMLAB_TEST_EMBED_KEY"))
+    with pytest.raises(BackendError, match="SIMLAB_TEST_EMBED_KEY is not set"):
+        embedder.embed(["hello"])
+    assert embedder.calls == 0
 
 
 def test_an_embedding_failure_names_the_model():

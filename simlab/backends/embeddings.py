@@ -30,6 +30,7 @@ from simlab.backends.litellm_adapter import import_litellm
 log = logging.getLogger(__name__)
 
 KEY_VERSION = "simlab-embedding-v1"
+EMBED_CHARS = 2000  # the most of one text sent to be embedded
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -42,6 +43,7 @@ class EmbeddingConfig:
     api_key_env: str | None = None  # NAME of the env var holding the key; never the key
     batch: int = 64  # texts per embedding call
     num_retries: int = 3  # litellm's own retries of transient errors
+    timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -75,7 +77,7 @@ class LiteLLMEmbedder(Embedder):
         self.config = config
         self.calls = self.hits = 0
         self._lock = threading.Lock()
-        self._conn = _connect(Path(cache_path)) if cache_path else None
+        self._conn = _connect(Path(cache_path).expanduser()) if cache_path else None
         self._scope = json.dumps([KEY_VERSION, config.model, config.api_base])
 
     def _key(self, text: str) -> str:
@@ -97,25 +99,41 @@ class LiteLLMEmbedder(Embedder):
 
     def _call(self, texts: list[str]) -> list[list[float]]:
         litellm = import_litellm()
-        kwargs: dict[str, Any] = {"model": self.config.model, "input": texts,
-                                  "num_retries": self.config.num_retries}
+        kwargs: dict[str, Any] = {"model": self.config.model, "num_retries":
+                                  self.config.num_retries, "timeout": self.config.timeout_s,
+                                  # long texts are cut, empty ones padded: one bad input
+                                  # must not fail every batch it is in
+                                  "input": [t[:EMBED_CHARS] or " " for t in texts]}
         if self.config.api_base:
             kwargs["api_base"] = self.config.api_base
+        key = None
         if self.config.api_key_env:
-            kwargs["api_key"] = os.environ.get(self.config.api_key_env)
+            key = os.environ.get(self.config.api_key_env)
+            if not key:  # never fall back to litellm's own key for another endpoint
+                raise BackendError(f"memory.embedding.api_key_env: environment variable "
+                                   f"{self.config.api_key_env} is not set (it should hold "
+                                   f"the API key)")
+            kwargs["api_key"] = key
         elif self.config.api_base:
             kwargs["api_key"] = "none"  # a local server needs no key; litellm wants one
         self.calls += 1
         try:
             reply = litellm.embedding(**kwargs)
         except Exception as exc:  # litellm's exception types vary by provider
-            raise BackendError(f"embedding with {self.config.model} failed: "
-                               f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if key:
+                detail = detail.replace(key, "***")
+            raise BackendError(f"embedding with {self.config.model} failed: {detail}") \
+                from None
         data = sorted(reply.data, key=lambda d: d["index"])
         if len(data) != len(texts):
             raise BackendError(f"embedding with {self.config.model}: {len(data)} vectors "
                                f"for {len(texts)} texts")
-        return [_pooled(d["embedding"]) for d in data]
+        vectors = [_pooled(d["embedding"]) for d in data]
+        if len({len(v) for v in vectors}) > 1:
+            raise BackendError(f"embedding with {self.config.model}: vectors of different "
+                               f"sizes {sorted({len(v) for v in vectors})}")
+        return vectors
 
     def _lookup(self, keys: list[str]) -> dict[str, list[float]]:
         if self._conn is None or not keys:

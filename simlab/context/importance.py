@@ -6,7 +6,8 @@ Both after Generative Agents (Park et al., 2023), batched and structured:
   perceived matters to it (``memory.importance=model``). Each event is rated once, when
   its agent's view first outgrows the budget (before that nothing is recalled), then as
   it is perceived.
-- **reflection**: every ``memory.reflect_every`` ticks the agent draws at most three
+- **reflection**: every ``memory.reflect_every`` ticks, once its view outgrows the
+  budget (before that it sees every event itself), the agent draws at most three
   high-level conclusions from what it perceived since its last reflection. They are
   recalled like events (with the highest rule importance).
 
@@ -54,7 +55,7 @@ REFLECTION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["insights"],
     "properties": {"insights": {"type": "array", "minItems": 1, "maxItems": 3,
                                 "items": {"type": "string", "minLength": 1,
-                                          "maxLength": 200}}},
+                                          "maxLength": 160}}},
 }
 
 
@@ -79,17 +80,21 @@ def parse_scores(response: ChatResponse, n: int) -> tuple[list[int | None], bool
 
 
 def parse_insights(response: ChatResponse) -> list[str]:
-    """At most three one-line conclusions; none from a failed call."""
-    if not response.text:
+    """At most three one-line conclusions: from the JSON, or a prose reply's lines;
+    none from a failed call or from JSON cut off at the reply's length."""
+    text = response.text.strip()
+    if not text:
         return []
     values: Any = response.parsed.get("insights") if (
         response.ok and isinstance(response.parsed, dict)) else None
     if not isinstance(values, list):
         try:
-            values = json.loads(response.text).get("insights")
+            values = json.loads(text).get("insights")
         except (ValueError, AttributeError):
             values = None
-    if not isinstance(values, list):  # plain prose: one conclusion per line
-        values = [_BULLET.sub("", line) for line in response.text.splitlines()]
-    out = [" ".join(str(v).split())[:200] for v in values if str(v).strip()]
+    if not isinstance(values, list):
+        if text[0] in "{[":  # JSON cut off or malformed: nothing to trust in it
+            return []
+        values = [_BULLET.sub("", line) for line in text.splitlines()]  # prose: per line
+    out = [" ".join(str(v).split())[:160] for v in values if str(v).strip()]
     return out[:3]

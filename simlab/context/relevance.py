@@ -96,16 +96,16 @@ class EmbeddingIndex:
 
     def scores(self, query: str, docs: Sequence[int]) -> list[float]:
         missing = [d for d in docs if d not in self.vectors]
-        if self.embedder is None:
-            raise RuntimeError("EmbeddingIndex: no embedder bound")
         try:
+            if self.embedder is None:
+                raise BackendError("no embedder is bound")
             vectors = self.embedder.embed([query, *(self.texts[d] for d in missing)])
-        except BackendError as exc:
+            self.vectors.update(zip(missing, vectors[1:], strict=True))
+            return [cosine(vectors[0], self.vectors[d]) for d in docs]
+        except (BackendError, ValueError) as exc:  # ValueError: vectors of another size
             self.fallbacks += 1
             log.warning("retrieval relevance falls back to BM25 this turn: %s", exc)
             return self.lexical.scores(query, docs)
-        self.vectors.update(zip(missing, vectors[1:], strict=True))
-        return [cosine(vectors[0], self.vectors[d]) for d in docs]
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

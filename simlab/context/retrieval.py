@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 #: Heads the recalled events in the newest message.
 HEADER = "(You remember from earlier:)"
 #: A reflection's reply: three one-sentence conclusions as JSON.
-REFLECTION_TOKENS = 128
+REFLECTION_TOKENS = 192  # 3 x 160 characters, and the JSON around them
 
 def rule_importance(agent: str, event: Event) -> float:
     """Importance without a model: announcements and reflections 1.0, others' words 0.6,
@@ -193,8 +193,9 @@ class RetrievalMemory(WindowMemory):
             return []
         self._index_new(agent)
         out: list[ChatRequest] = []
-        if (self.config.importance == Importance.model
-                and self.counter.count_tokens(view) > budget.prompt):
+        if self.counter.count_tokens(view) <= budget.prompt:
+            return out  # nothing is recalled while the whole view fits
+        if self.config.importance == Importance.model:
             out += self._rating_requests(agent, view[0], budget, seed)
         every = self.config.reflect_every
         last_step, last_seq = self._reflected.get(agent, (0, -1))
@@ -204,10 +205,13 @@ class RetrievalMemory(WindowMemory):
                 out.append(request)
         return out
 
-    def _room(self, system: Message, budget: Budget, prompt: str, reply: int) -> int:
-        """Tokens left for event lines in a request of ``system`` and ``prompt``."""
-        return (budget.window - budget.margin - reply - 8 - self.counter.count_tokens(
-            (system, Message("user", prompt))))
+    def _room(self, system: Message, budget: Budget, prompt: str, reply: int,
+              schema: dict) -> int:
+        """Tokens left for event lines in a request of ``system`` and ``prompt``; the
+        schema is reserved too (a backend may write it into the prompt)."""
+        return (budget.window - budget.margin - reply - 8
+                - self.counter.count_text(json.dumps(schema))
+                - self.counter.count_tokens((system, Message("user", prompt))))
 
     def _tag(self, agent: str, what: str) -> str:
         self._requests += 1
@@ -216,7 +220,7 @@ class RetrievalMemory(WindowMemory):
     def _rating_requests(self, agent: str, system: Message, budget: Budget,
                          seed: Callable[[], int]) -> list[ChatRequest]:
         asked = self._asked.setdefault(agent, {})
-        pending = {s for seqs in asked.values() for s in seqs}
+        pending = {s for tag, seqs in asked.items() if ":importance:" in tag for s in seqs}
         rated = self._rated.setdefault(agent, {})
         texts = self._texts.get(agent, {})
         todo = [s for s in texts if s not in rated and s not in pending]
@@ -224,7 +228,8 @@ class RetrievalMemory(WindowMemory):
         batch = self.config.importance_batch
         while todo:
             chunk, reply = todo[:batch], 4 * min(batch, len(todo)) + 16
-            room = self._room(system, budget, IMPORTANCE_PROMPT.format(events=""), reply)
+            room = self._room(system, budget, IMPORTANCE_PROMPT.format(events=""), reply,
+                              importance_schema(len(chunk)))
             while len(chunk) > 1 and self.counter.count_text(numbered(
                     [texts[s] for s in chunk])) > room:
                 chunk = chunk[:len(chunk) // 2]
@@ -250,7 +255,8 @@ class RetrievalMemory(WindowMemory):
         if len(recent) < 3:
             return None  # too little new to reflect on; asked again next tick
         reply = REFLECTION_TOKENS
-        room = self._room(system, budget, REFLECTION_PROMPT.format(events=""), reply)
+        room = self._room(system, budget, REFLECTION_PROMPT.format(events=""), reply,
+                          REFLECTION_SCHEMA)
         lines: list[str] = []
         for seq in reversed(recent):  # the newest that fit
             line = texts[seq][:EVENT_CHARS]

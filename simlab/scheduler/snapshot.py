@@ -15,6 +15,7 @@ and re-bound on restore, so a checkpoint never holds a connection, a model or a 
 
 from __future__ import annotations
 
+import copy
 import pickle
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,18 @@ def _tail(value: Any, since: Any) -> Any:
     return list(value[since or 0:])
 
 
-def _emptied(value: Any) -> Any:
-    return {k: type(v)() for k, v in value.items()} if isinstance(value, dict) \
-        else type(value)()
+def _emptied(name: str, value: Any) -> Any:
+    """An empty container like ``value`` (a dict keeps its keys, a defaultdict its
+    factory), to pickle in its place."""
+    if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
+        out = copy.copy(value)
+        for key in out:
+            out[key] = []
+        return out
+    if isinstance(value, list):
+        return []
+    raise TypeError(f"append_only attribute {name!r}: must be a list or a dict of lists, "
+                    f"got {type(value).__name__}")
 
 
 def capture(engine: TickEngine, since: Marks | None = None) -> tuple[bytes, bytes]:
@@ -66,15 +76,16 @@ def capture(engine: TickEngine, since: Marks | None = None) -> tuple[bytes, byte
     grown = {name: _tail(getattr(sc, name), since.get(name)) for name in sc.append_only}
     segment = pickle.dumps({"events": [_ROW(e) for e in log.since(since.get("events", 0))],
                             "grown": grown}, protocol=pickle.HIGHEST_PROTOCOL)
+    grown_now = {name: getattr(sc, name) for name in sc.append_only}
+    emptied = {name: _emptied(name, value) for name, value in grown_now.items()}
     kept = (sc.backend, sc.__dict__.pop("_engine", None), log._events, log._inbox,
-            projector._views, {name: m.counter for name, m in memories.items()},
-            {name: getattr(sc, name) for name in sc.append_only})
-    sc.backend, log._events, log._inbox, projector._views = None, [], {}, {}
-    for name, value in kept[6].items():
-        setattr(sc, name, _emptied(value))
-    for m in memories.values():
-        m.counter = None  # type: ignore[assignment]
+            projector._views, {name: m.counter for name, m in memories.items()}, grown_now)
     try:
+        sc.backend, log._events, log._inbox, projector._views = None, [], {}, {}
+        for name, value in emptied.items():
+            setattr(sc, name, value)
+        for m in memories.values():
+            m.counter = None  # type: ignore[assignment]
         state: dict[str, Any] = {
             "scenario": sc, "projector": projector, "policy": engine.policy,
             "memories": memories, "consecutive_failures": engine.consecutive_failures,
