@@ -19,6 +19,7 @@ from omegaconf import MISSING, OmegaConf
 
 from simlab.context.memory import MemoryConfig, MemoryName
 from simlab.registry import ScenarioSpec, scenario_specs
+from simlab.research.fork import ForkConfig
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.settings import EngineConfig
 
@@ -189,6 +190,9 @@ class RunConfig:
     population: PopulationConfig = field(default_factory=PopulationConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    # changes made from outside the world at given ticks (simlab.research.interventions)
+    interventions: list[Any] = field(default_factory=list)
+    fork: ForkConfig = field(default_factory=ForkConfig)  # set by `simlab fork`
 
 
 def engine_config(cfg: Any) -> EngineConfig:

@@ -24,6 +24,10 @@ NOTE = "note"  # a private note (audience is the speaker only)
 #: what a memory policy wrote for its agent (a summary of older events; audience: that
 #: agent only). Projections never show it as a turn; the policy places it in the view.
 MEMORY = "memory"
+#: a change made to the world from outside it (config ``interventions``): a broadcast, a
+#: setting, a persona, an agent or edges added or removed. ``data`` says which and how;
+#: a broadcast's audience perceives it as narration.
+INTERVENTION = "intervention"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,19 +30,21 @@ from simlab.config import embedder_for, engine_config, memory_config
 from simlab.context.budget import ContextOverflow
 from simlab.population import build_population
 from simlab.registry import spec_of_run
+from simlab.research.fork import fork_plan
+from simlab.research.interventions import check_values, parse_interventions
+from simlab.research.journal import as_dicts
 from simlab.scenario import SEED_BOUND, Scenario
 from simlab.scenario_config import ScenarioConfig
 from simlab.scheduler.graph import run_episode
-from simlab.scheduler.settings import MOVED_FROM_SCENARIO
-from simlab.store import REDACTED, RunStore, build_manifest
+from simlab.store import RunStore, build_manifest
+from simlab.store.episodes import episode_id
 from simlab.store.lock import run_lock
+from simlab.store.resume import check_resumable
 from simlab.usage import Usage
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-#: Keys that may differ when resuming a run into an existing directory.
-_RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes"}
 
 
 @dataclass
@@ -77,11 +79,6 @@ def _plain(cfg: Any) -> Any:
 def episode_seeds(seed: int, n: int) -> tuple[np.random.Generator, list[int]]:
     rng = np.random.default_rng(seed)
     return rng, [int(s) for s in rng.integers(SEED_BOUND, size=n)]
-
-
-def episode_id(index: int) -> str:
-    """Episode ids are derived from the index, so a resume can skip without rebuilding."""
-    return f"ep{index:05d}"
 
 
 def scenario_config(cfg: DictConfig) -> ScenarioConfig:
@@ -119,59 +116,6 @@ def make_backend(cfg: Any, *, retry_seed: int | None = None) -> Backend:
     if retry_seed is not None:
         retry = {**(retry or {}), "seed": retry_seed}
     return wrap_backend(inner, cache_path=cache_path, retry=retry)
-
-
-def check_resumable(run_dir: str | Path, config: dict) -> None:
-    """Refuse (``ValueError``) a run directory that holds a run of a different config."""
-    _check_resume(RunStore.peek_manifest(run_dir), config, Path(run_dir))
-
-
-def _same(before: Any, now: Any) -> bool:
-    """Whether a stored config value matches the current one. A key the stored run does
-    not have (added by a newer simlab) is not compared, and a value the manifest redacted
-    matches anything: neither can tell the runs apart."""
-    if before == REDACTED:
-        return True
-    if isinstance(before, dict) and isinstance(now, dict):
-        return all(k not in before or _same(before[k], v) for k, v in now.items()) and \
-            all(k in now for k in before)
-    if isinstance(before, list) and isinstance(now, list):
-        return len(before) == len(now) and all(map(_same, before, now))
-    return before == now
-
-
-def _migrated(config: dict) -> dict:
-    """A stored config in today's layout: runs made before ``engine`` was its own group
-    kept its keys (and a ``_target_``) under ``scenario``. A scenario that schedules its
-    own turns ignored its ``schedule``, so that one is dropped, not compared."""
-    scenario = config.get("scenario")
-    if "engine" in config or not isinstance(scenario, dict):
-        return config
-    scenario = dict(scenario)
-    scenario.pop("_target_", None)
-    engine = {k: scenario.pop(k) for k in MOVED_FROM_SCENARIO if k in scenario}
-    try:
-        cls = spec_of_run(scenario).cls
-        if cls.own_schedule is not Scenario.own_schedule:
-            engine.pop("schedule", None)
-    except ValueError:
-        pass
-    return {**config, "scenario": scenario, "engine": engine}
-
-
-def _check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
-    if not old:
-        return
-    stored = _migrated(old.get("config", {}))
-    before = {k: v for k, v in stored.items() if k not in _RESUMABLE_KEYS}
-    now = {k: v for k, v in config.items() if k not in _RESUMABLE_KEYS}
-    if not _same(before, now):
-        # keys a newer simlab added (in now only) are not compared, so never named
-        changed = sorted(k for k in before if k not in now or not _same(before[k], now[k]))
-        raise ValueError(
-            f"{run_dir}: holds a run with a different config (keys {changed}); "
-            "resume only with the same config, or choose a new run directory"
-        )
 
 
 def check_run_config(cfg: DictConfig) -> None:
@@ -227,7 +171,9 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     run_dir = store.run_dir
     done, broken = store.verify()
     rng, seeds = episode_seeds(cfg.seed, cfg.episodes)
-    todo = [i for i in range(cfg.episodes) if episode_id(i) not in done]
+    plan = fork_plan(cfg)
+    selected = [i for i in range(cfg.episodes) if plan is None or plan.includes(episode_id(i))]
+    todo = [i for i in selected if episode_id(i) not in done]
     own_backend = backend is None
     backend = backend or make_backend(cfg.backend, retry_seed=retry_seed(cfg.seed, run_dir))
     try:
@@ -236,6 +182,11 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         # must stop the run before its manifest exists, or the corrected command would
         # be refused as "a different config".
         first = make_scenario(cfg, population, todo[0], seeds[todo[0]]) if todo else None
+        interventions = parse_interventions(config.get("interventions") or [],
+                                            spec_of_run({"name": cfg.scenario.name}).cls,
+                                            population)
+        if first is not None:
+            check_values(interventions, first)
         for eid, problem in sorted(broken.items()):
             moved = store.quarantine(eid)
             log.warning("episode %s was broken (%s); moved to %s and redone", eid, problem,
@@ -260,10 +211,10 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
             backend.close()
         raise
 
-    summary = RunSummary(run_dir, episodes_skipped=cfg.episodes - len(todo))
+    summary = RunSummary(run_dir, episodes_skipped=len(selected) - len(todo))
     settings, memory = engine_config(cfg), memory_config(cfg)
     status, cause, failed = run_status.INCOMPLETE, "", []
-    bar_eps = tqdm(total=cfg.episodes, initial=summary.episodes_skipped, desc="episodes",
+    bar_eps = tqdm(total=len(selected), initial=summary.episodes_skipped, desc="episodes",
                    disable=not cfg.progress, position=0)
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
     streak, embedder = 0, None
@@ -277,7 +228,8 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
             engine, start = checkpoints.engine_for(
                 eid, lambda i=index, b=built: b or make_scenario(cfg, population, i, seeds[i]),
                 backend, projection=config["projection"]["name"], memory=memory,
-                embedder=embedder, on_events=lambda evs: bar_turns.update(len(evs)))
+                embedder=embedder, on_events=lambda evs: bar_turns.update(len(evs)),
+                interventions=interventions, replay=plan.replay(eid) if plan else None)
             scenario = engine.scenario
             try:
                 run_episode(engine, start)
@@ -319,7 +271,7 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
         if embedder is not None:
             embedder.close()
         summary.wall_s = time.time() - started
-        _finish(store, summary, backend, invocations, status, cause, failed, cfg.episodes,
+        _finish(store, summary, backend, invocations, status, cause, failed, len(selected),
                 done=len(done) + summary.episodes_run)
         if own_backend:
             backend.close()
@@ -385,7 +337,8 @@ def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunS
         "participants": list(sc.participants),
         **sc.outcome(),
     }
-    store.write_episode(sc.episode_id, events, agents, episode, tables=sc.tables())
+    store.write_episode(sc.episode_id, events, agents, episode, tables=sc.tables(),
+                        calls=as_dicts(sc.calls))
     summary.episodes_run += 1
     summary.turns += sc.turns
     summary.failures += failures

@@ -51,6 +51,14 @@ class Scenario(mesa.Model):
     #: stores only what each gained since the previous one, like the event log
     #: (:mod:`simlab.scheduler.snapshot`), instead of pickling them whole each time.
     append_only: ClassVar[tuple[str, ...]] = ()
+    #: Config fields a ``set`` intervention may change mid-episode (``simlab.research.
+    #: interventions``); :meth:`reconfigure` re-derives what depends on them. Any other
+    #: key is refused before the run starts.
+    settable: ClassVar[tuple[str, ...]] = ()
+    #: Intervention kinds this scenario supports; ``add_agent`` and ``remove_agent``
+    #: need :meth:`admit` and :meth:`retire`.
+    intervention_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"broadcast", "set", "persona", "add_edges", "remove_edges"})
 
     def __init__(self, config: ScenarioConfig | None = None, *, episode_id: str = "ep00000",
                  episode_index: int = 0, seed: int = 0) -> None:
@@ -63,9 +71,12 @@ class Scenario(mesa.Model):
         self.episode_index = episode_index
         self.seed = seed
         self.log = EventLog(episode_id)
+        #: every backend call of the episode, in order (``simlab.research.journal``)
+        self.calls: list[tuple[Any, ...]] = []
         self.graph: nx.Graph = nx.Graph()
         self.by_key: dict[str, PersonaAgent] = {}
         self.participants: list[str] = []
+        self.retired: set[str] = set()  # removed by an intervention: no longer acting
         self.order: dict[str, int] = {}  # agent key -> position in participants
         self.last_speaker: str | None = None
         self.backend: Backend | None = None  # set by the engine; for judges, not agents
@@ -162,6 +173,39 @@ class Scenario(mesa.Model):
         the textbook benchmark. One row per episode or per (episode, tick) is typical.
         """
         return {}
+
+    # ---------------------------------------------------------- interventions
+    def config_with(self, key: str, value: Any) -> ScenarioConfig:
+        """This scenario's config with ``key`` set to ``value``, type-checked and checked
+        by the dataclass (``ValueError`` naming the key otherwise)."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
+
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(self.config), {key: value})
+            return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        except OmegaConfBaseException as exc:
+            raise ValueError(f"scenario.{key}: {value!r} does not fit "
+                             f"({str(exc).splitlines()[0]})") from None
+
+    def reconfigure(self) -> None:
+        """Re-derive state from ``self.config`` after a ``set`` intervention changed one
+        of :attr:`settable` (system prompts are rebuilt by the engine afterwards)."""
+
+    def refuses(self, kind: str) -> str | None:
+        """Why this episode's settings rule out interventions of ``kind``, or None."""
+        return None
+
+    def admit(self, persona: Persona, role: str, connect: Sequence[str]) -> PersonaAgent:
+        """Add ``persona`` mid-episode, linked to ``connect`` (``add_agent``)."""
+        raise NotImplementedError(f"the {self.name} scenario cannot add agents")
+
+    def retire(self, key: str) -> None:
+        """Take agent ``key`` out of the episode from now on (``remove_agent``)."""
+        raise NotImplementedError(f"the {self.name} scenario cannot remove agents")
+
+    def graph_changed(self) -> None:
+        """The graph's edges changed (an intervention): drop what was derived from them."""
 
     # --------------------------------------------------------------- helpers
     def add_agent(self, persona: Persona, role: str) -> PersonaAgent:

@@ -105,7 +105,7 @@ def test_capture_leaves_the_engine_as_it_was():
     engine = TickEngine(_scenario(cfg), backend, settings=engine_config(cfg))
     engine.tick(0)
     capture(engine)
-    assert engine.scenario.backend is backend
+    assert engine.scenario.backend is engine.caller and engine.caller.inner is backend
     assert all(m.counter is backend for m in engine._memories.values())
 
 

@@ -73,6 +73,15 @@ class AuctionScenario(Scenario):
     config_class = AuctionConfig
     config: AuctionConfig
 
+    settable = ("min_increment", "max_rounds", "shade", "random_out_p", "temperature", "top_p",
+                "max_tokens")
+
+    def reconfigure(self) -> None:
+        c = self.config
+        self.min_increment, self.max_rounds = c.min_increment, c.max_rounds
+        self.shade, self.random_out_p = c.shade, c.random_out_p
+        self.sampling = c.sampling()
+
     def __init__(self, config: AuctionConfig | None = None, **episode: Any) -> None:
         super().__init__(config, **episode)
         c = self.config

@@ -33,6 +33,13 @@ class DialogueScenario(Scenario):
     config_class = DialogueConfig
     config: DialogueConfig
 
+    settable = ("min_turns", "max_turns", "temperature", "top_p", "max_tokens")
+
+    def reconfigure(self) -> None:
+        c = self.config
+        self.min_turns, self.max_turns = c.min_turns, c.max_turns
+        self.sampling = c.sampling()
+
     def __init__(self, config: DialogueConfig | None = None, **episode: Any) -> None:
         super().__init__(config, **episode)
         c = self.config

@@ -79,6 +79,17 @@ class EconomyScenario(PhasedScenario):
     append_only = ("rows", "history")  # appended once a tick, never changed after
     config: EconomyConfig
 
+    settable = ("tax_schedule", "flat_rate", "brackets", "rates", "temperature", "top_p",
+                "max_tokens")
+
+    def reconfigure(self) -> None:
+        """A new starting schedule replaces the one in force; planners adjust from it."""
+        c = self.config
+        self.tax_schedule = str(c.tax_schedule)
+        self.schedule = preset_schedule(self.tax_schedule, flat_rate=c.flat_rate,
+                                        brackets=c.brackets, rates=c.rates)
+        self.sampling = c.sampling()
+
     def __init__(self, config: EconomyConfig | None = None, **episode: Any) -> None:
         super().__init__(config, **episode)
         c = self.config

@@ -16,6 +16,7 @@ baselines.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from scenarios.opinion.config import OpinionConfig
@@ -55,6 +56,8 @@ class OpinionScenario(PhasedScenario):
 
     config_class = OpinionConfig
     append_only = ("rows",)  # appended once a tick, never changed after
+    settable = ("topic", "self_weight", "post_max_chars", "temperature", "top_p", "max_tokens")
+    intervention_kinds = Scenario.intervention_kinds | {"add_agent", "remove_agent"}
     config: OpinionConfig
 
     def __init__(self, config: OpinionConfig | None = None, **episode: Any) -> None:
@@ -125,6 +128,47 @@ class OpinionScenario(PhasedScenario):
 
     def _members(self, key: str) -> list[str]:
         return self.arch.cell_members(key) if self.arch else [key]
+
+    # ---------------------------------------------------------- interventions
+    def reconfigure(self) -> None:
+        c = self.config
+        self.topic, self.self_weight, self.post_max_chars = c.topic, c.self_weight, \
+            c.post_max_chars
+        self.sampling = c.sampling()
+        self._schemas["post"] = self._post_schema()
+
+    def refuses(self, kind: str) -> str | None:
+        if kind in ("add_agent", "remove_agent") and self.use_archetypes:
+            return "agents cannot join or leave archetype cells (scenario.archetypes=true)"
+        return None
+
+    def admit(self, persona: Persona, role: str, connect: Sequence[str]) -> PersonaAgent:
+        """A newcomer: linked to ``connect``, told today's prompt, acting from this tick."""
+        agent = self.add_agent(persona, role or "member")
+        key = agent.key
+        self.groups[key] = persona_label(persona, self.group_by)
+        self.graph.add_edges_from((key, other) for other in connect)
+        if self.agent_policy == "rule":
+            own = persona.attributes.get("stance")
+            ok = isinstance(own, int) and not isinstance(own, bool) and 1 <= own <= self.scale
+            self.belief[key] = own if ok else (self.scale + 1) // 2
+        self.actors = [*self.actors, key]
+        self.graph_changed()
+        phase = self._phase()
+        text = (questionnaire_text(phase.period + 1, self.questions) if phase.kind == SURVEY
+                else self._day(phase.tick))
+        self.narrate(text, audience=(key,), step=self.steps_taken)
+        return agent
+
+    def retire(self, key: str) -> None:
+        self.actors = [k for k in self.actors if k != key]
+        self.graph.remove_edges_from(list(self.graph.edges(key)))
+        self.stance.pop(key, None)
+        self.belief.pop(key, None)
+        self.graph_changed()
+
+    def graph_changed(self) -> None:
+        self._audiences = {k: Scenario.audience_of(self, k) for k in self.participants}
 
     # --------------------------------------------------------------- prompts
     def system_prompt(self, agent: PersonaAgent) -> str:

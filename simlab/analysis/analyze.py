@@ -21,6 +21,7 @@ import polars as pl
 
 from simlab.analysis.compare import find_runs, group_labels
 from simlab.analysis.corpus import Corpus
+from simlab.analysis.interviews import interview_tables
 from simlab.analysis.metrics import (
     compute_metrics,
     persona_file_texts,
@@ -139,6 +140,7 @@ def analyze(
                             distractors=extra)
         res = RunResult(label, group, tables, m)
         res.scenario_tables, res.notes = scenario_summaries(tables)
+        res.scenario_tables.update(interview_tables(tables.run_dir))
         if judge is not None:
             from simlab.analysis.judge import judge_run
 

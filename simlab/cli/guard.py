@@ -22,7 +22,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from simlab.store.manifest import SECRET_KEY_RE
+from simlab.store.manifest import SECRET_KEY_RE, SETTING_NAME_RE
 
 #: ``scheme://user:password@host`` or ``scheme://token@host``.
 _USERINFO_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s@]+@")
@@ -40,7 +40,7 @@ def _secret_key(key: str) -> bool:
 def _problem(path: str, key: str, value: Any) -> str | None:
     if value is None:
         return None
-    if _secret_key(key):
+    if _secret_key(key) and not (isinstance(value, str) and SETTING_NAME_RE.match(value)):
         return (f"{path}: looks like a secret; simlab reads secrets from environment "
                 "variables only: put it in one and name that variable "
                 "(e.g. backend.api_key_env=OPENAI_API_KEY)")
@@ -173,7 +173,7 @@ class RunGuard(Callback):
         self._locked = run_dir
         task = _task_config(config)
         if task is not None:  # refuse another config's directory before .hydra/ is written
-            from simlab.runner import check_resumable
+            from simlab.store.resume import check_resumable
 
             try:
                 check_resumable(run_dir, task)

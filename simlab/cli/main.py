@@ -7,6 +7,10 @@
     simlab export RUN_DIR --format openai|sharegpt|hf   dialogue corpus export
     simlab population n=N [KEY=VALUE…]   census personas + fidelity report
     simlab scenarios [NAME]        the installed scenarios, or one's settings
+    simlab fork RUN_DIR --at-step K [--episode ID] [--intervene SPEC] [overrides…]
+                                   replay a run up to step K, then diverge (a new run)
+    simlab interview RUN_DIR --questions FILE|TEXT [--at-step K] [--agent ID|--role R]
+                                   ask stored agents; answers in RUN/interviews/<name>/
 
 Subcommands are dispatched before Hydra sees argv, so Hydra's override grammar and
 flags (``-m``, ``--cfg job``, ``--help``) work unchanged for runs.
@@ -21,7 +25,8 @@ import sys
 from simlab.resources import conf_dir
 
 CONF_DIR = str(conf_dir())
-SUBCOMMANDS = ("show", "graph", "analyze", "export", "population", "scenarios")
+SUBCOMMANDS = ("show", "graph", "analyze", "export", "population", "scenarios", "fork",
+               "interview")
 log = logging.getLogger("simlab")
 
 
@@ -74,6 +79,18 @@ def _scenarios(argv: list[str]) -> int:
     return scenarios_main(argv)
 
 
+def _interview(argv: list[str]) -> int:
+    from simlab.cli.interview import main as interview_main
+
+    return interview_main(argv)
+
+
+def _fork(argv: list[str]) -> list[str] | int:
+    from simlab.cli.fork import main as fork_main
+
+    return fork_main(argv)
+
+
 def _hydra_main() -> None:
     import hydra
 
@@ -98,7 +115,13 @@ def main(argv: list[str] | None = None) -> int | None:
     # A native crash (llama.cpp, a BLAS kernel) prints where it happened, not nothing.
     if not faulthandler.is_enabled():
         faulthandler.enable()
+    from_shell = argv is None
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "fork":  # a fork is a run: its overrides, then on as one
+        prepared = _fork(args[1:])
+        if isinstance(prepared, int):
+            return prepared
+        args = argv = prepared
     try:
         check_overrides(args)
     except SecretInConfig as exc:
@@ -106,16 +129,17 @@ def main(argv: list[str] | None = None) -> int | None:
         return 2
     if args and args[0] in SUBCOMMANDS:
         return {"show": _show, "graph": _graph, "analyze": _analyze, "export": _export,
-                "population": _population, "scenarios": _scenarios}[args[0]](args[1:])
+                "population": _population, "scenarios": _scenarios,
+                "interview": _interview}[args[0]](args[1:])
     from simlab.cli.scenarios import moved_key
 
     moved = next(filter(None, map(moved_key, args)), None)
     if moved:
         print(f"simlab: error: {moved}", file=sys.stderr)
         return 2
-    if argv is None:
+    if from_shell:
         signal.signal(signal.SIGTERM, _on_sigterm)
-    else:
+    if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _hydra_main()
     return 0

@@ -61,6 +61,15 @@ class Projector(ABC):
                 state.seqs.append(event.seq)
         return tuple(state.messages)
 
+    def refresh(self, context: ProjectionContext) -> None:
+        """Take a changed context (an intervention changed a persona, a setting or who
+        takes part): each view keeps its history, only its system message changes."""
+        self.context = context
+        for agent_id, state in self._views.items():
+            prompt = context.system_prompts.get(agent_id)
+            if prompt is not None and state.messages[0].content != prompt:
+                state.messages[0] = Message("system", prompt)
+
     def message_seqs(self, agent_id: str) -> list[int]:
         """For each message of the agent's view, the seq of the first event in it."""
         state = self._views.get(agent_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from simlab.backends.base import Role
 from simlab.context.base import Projector
-from simlab.events import ENV, FAILURE, MEMORY, NOTE, Event
+from simlab.events import ENV, FAILURE, INTERVENTION, MEMORY, NOTE, Event
 
 
 class ConcatProjector(Projector):
@@ -21,6 +21,8 @@ class ConcatProjector(Projector):
 
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
         if event.kind in (FAILURE, NOTE, MEMORY):
+            return None
+        if event.kind == INTERVENTION and not event.audience:  # a change no one perceives
             return None
         participants = self.context.participants
         first = participants[0] if participants else None

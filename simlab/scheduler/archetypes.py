@@ -20,20 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from simlab.personas.labels import PERSONA_FIELDS, age_band, persona_label
 from simlab.personas.model import Persona
-from simlab.scheduler.phased import age_band
 
-PERSONA_FIELDS = ("gender", "occupation", "location")
-
-
-def persona_label(persona: Persona, key: str, extra: Mapping[str, str] | None = None) -> str:
-    """The value of grouping key ``key`` for ``persona`` ("unknown" when it has none)."""
-    if extra and key in extra:
-        return extra[key]
-    if key == "age_band":
-        return age_band(persona.age)
-    value = getattr(persona, key) if key in PERSONA_FIELDS else persona.attributes.get(key)
-    return "unknown" if value is None or value == "" else str(value)
+__all__ = ["PERSONA_FIELDS", "Archetypes", "age_band", "build_archetypes", "cell_labels",
+           "persona_label", "quantile_bands"]
 
 
 def cell_labels(

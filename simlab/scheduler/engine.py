@@ -9,7 +9,7 @@ tick as one batch, and re-asks of invalid replies as one more batch per round.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,8 @@ from simlab.usage import Usage
 
 if TYPE_CHECKING:
     from simlab.backends.embeddings import Embedder
+    from simlab.research.interventions import Intervention
+    from simlab.research.journal import Replay
     from simlab.scenario import Scenario
 
 TurnCallback = Callable[[list[Event]], None]
@@ -64,14 +66,29 @@ class TickEngine:
         memory: MemoryConfig | None = None,
         checkpoint: CheckpointCallback | None = None,
         embedder: Embedder | None = None,
+        interventions: Sequence[Intervention] = (),
+        replay: Replay | None = None,
     ) -> None:
         """``schedule``, a policy object, replaces ``settings.schedule``; a scenario's
         ``own_schedule`` wins over both. ``memory`` fits each request to the backend's
         context window (default: ``window``). ``checkpoint`` is called after every
         ``settings.checkpoint_every``-th tick that leaves no failure streak open.
-        ``embedder`` scores relevance for ``retrieval`` memory (``memory.embedding``)."""
+        ``embedder`` scores relevance for ``retrieval`` memory (``memory.embedding``).
+        ``interventions`` are applied at the start of their tick; ``replay`` (a fork's)
+        answers the calls before its tick from the parent's journal. Every call is
+        journaled in ``scenario.calls``."""
+        from simlab.research.journal import JournaledBackend, ReplayBackend
+
         self.scenario = scenario
         self.backend = backend
+        self.replaying: ReplayBackend | None = None
+        if replay is not None:
+            backend = self.replaying = ReplayBackend(backend, replay, lambda: self.step,
+                                                     skip=len(scenario.calls))
+        #: what every call goes through (the scenario's judges too): the journal, over
+        #: a fork's replay, over ``backend``
+        self.caller: Backend = JournaledBackend(backend, scenario.calls, lambda: self.step)
+        self.interventions = tuple(interventions)
         self.settings = settings = settings if settings is not None else EngineConfig()
         self.max_steps = settings.max_steps
         self.on_events = on_events
@@ -85,16 +102,29 @@ class TickEngine:
             scenario.own_schedule() or schedule or policy_from_config(
                 {"name": str(settings.schedule.name),
                  "allow_repeat": settings.schedule.allow_repeat}))
-        self.projector: Projector = make_projector(projection, ProjectionContext(
-            system_prompts={k: scenario.system_prompt(a) for k, a in scenario.by_key.items()},
-            names={k: a.name for k, a in scenario.by_key.items()},
-            participants=tuple(scenario.participants),
-        ))
-        scenario.backend = backend
+        self.projector: Projector = make_projector(projection, self._context())
+        scenario.backend = self.caller
+
+    def _context(self) -> ProjectionContext:
+        sc = self.scenario
+        return ProjectionContext(
+            system_prompts={k: sc.system_prompt(a) for k, a in sc.by_key.items()},
+            names={k: a.name for k, a in sc.by_key.items()},
+            participants=tuple(sc.participants))
+
+    def refresh_agents(self) -> None:
+        """After interventions: system prompts, names and participants as the scenario
+        now has them."""
+        self.projector.refresh(self._context())
 
     # -- schedule
     def schedule(self, step: int) -> list[str]:
         self.step = step
+        due = [i for i in self.interventions if i.at == step]
+        if due:
+            from simlab.research.interventions import apply_all
+
+            apply_all(self, due, step)
         actors = self.policy.select(self.scenario, step)
         unknown = [a for a in actors if a not in self.scenario.by_key]
         if unknown:
@@ -159,7 +189,7 @@ class TickEngine:
             if reply is None:
                 self._fit(ask)
         remote = [a.request for a, r in zip(pending, local, strict=True) if r is None]
-        responses = self.backend.generate(remote) if remote else []
+        responses = self.caller.generate(remote) if remote else []
         if len(responses) != len(remote):
             raise RuntimeError(
                 f"backend {self.backend.name} returned {len(responses)} responses "
@@ -193,7 +223,7 @@ class TickEngine:
         if not needs:
             return
         for (key, memory, request), resp in zip(
-                needs, self.backend.generate([r for *_, r in needs]), strict=True):
+                needs, self.caller.generate([r for *_, r in needs]), strict=True):
             note = memory.absorb(key, self.step, request, resp)
             if note is not None:
                 sc.log.append(step=self.step, speaker=key, audience=(key,), kind=MEMORY,
@@ -217,6 +247,13 @@ class TickEngine:
         if messages is not ask.request.messages:
             ask.messages = messages
             ask.request = replace(ask.request, messages=messages)
+
+    def fitted(self, request: ChatRequest) -> ChatRequest:
+        """``request`` (an agent's: ``tag`` is its key) fitted to the window by that
+        agent's memory policy, as the engine fits its own (used by interviews)."""
+        ask = _Ask(request.tag, request.messages, request)
+        self._fit(ask)
+        return ask.request
 
     def memory_for(self, role: str) -> Memory:
         """The memory policy of agents with ``role`` (one instance per policy)."""

@@ -84,17 +84,6 @@ def _compact_items(items: tuple[tuple[str, Any], ...]) -> str:
     return json.dumps(dict(items), ensure_ascii=False, separators=(",", ":"))
 
 
-def age_band(age: int) -> str:
-    """Coarse life-stage bands used to group people for metrics and archetypes."""
-    if age < 18:
-        return "under 18"
-    if age < 35:
-        return "18-34"
-    if age < 55:
-        return "35-54"
-    return "55+"
-
-
 class AgentPolicy(StrEnum):
     """Who answers in a population scenario."""
 

@@ -3,9 +3,10 @@
 Pickled together, so references between them survive: the scenario (a Mesa model:
 agents, graph, RNG, scenario state), the projector's context, the schedule policy, the
 memory policies and the failure streak. What only grows is not in that pickle: the
-event log, and the scenario's :attr:`~simlab.scenario.Scenario.append_only` attributes
-(per-tick tables, histories). :func:`capture` returns what they gained since the
-previous checkpoint as a **segment** (events as plain tuples, about 1 µs an event), so a
+event log, the call journal (:mod:`simlab.research.journal`) and the scenario's
+:attr:`~simlab.scenario.Scenario.append_only` attributes (per-tick tables,
+histories). :func:`capture` returns what they gained since the previous checkpoint as a
+**segment** (events as plain tuples, about 1 µs an event), so a
 checkpoint costs what the last K ticks added, not the whole history, and
 :func:`restore` refills them from every segment in order. Projected views are not
 stored either: they are a deterministic function of the log, rebuilt on an agent's first
@@ -33,9 +34,15 @@ _ROW = attrgetter(*EVENT_COLUMNS)
 Marks = dict[str, Any]
 
 
+def grown_names(scenario: Scenario) -> tuple[str, ...]:
+    """What of ``scenario`` only grows besides its log: its call journal and its
+    :attr:`~simlab.scenario.Scenario.append_only` attributes."""
+    return ("calls", *scenario.append_only)
+
+
 def marks(scenario: Scenario) -> Marks:
     """How long the log and each append-only attribute of ``scenario`` are now."""
-    return _lengths(len(scenario.log), {n: getattr(scenario, n) for n in scenario.append_only})
+    return _lengths(len(scenario.log), {n: getattr(scenario, n) for n in grown_names(scenario)})
 
 
 def _lengths(n_events: int, grown: dict[str, Any]) -> Marks:
@@ -73,10 +80,11 @@ def capture(engine: TickEngine, since: Marks | None = None) -> tuple[bytes, byte
     sc, log, projector = engine.scenario, engine.scenario.log, engine.projector
     since = since or {}
     memories = engine._memories
-    grown = {name: _tail(getattr(sc, name), since.get(name)) for name in sc.append_only}
+    names = grown_names(sc)
+    grown = {name: _tail(getattr(sc, name), since.get(name)) for name in names}
     segment = pickle.dumps({"events": [_ROW(e) for e in log.since(since.get("events", 0))],
                             "grown": grown}, protocol=pickle.HIGHEST_PROTOCOL)
-    grown_now = {name: getattr(sc, name) for name in sc.append_only}
+    grown_now = {name: getattr(sc, name) for name in names}
     emptied = {name: _emptied(name, value) for name, value in grown_now.items()}
     kept = (sc.backend, sc.__dict__.pop("_engine", None), log._events, log._inbox,
             projector._views, {name: m.counter for name, m in memories.items()}, grown_now)

@@ -3,7 +3,7 @@
 See ``simlab.store.episodes`` for the on-disk layout and why it survives a killed run.
 """
 
-from simlab.store.episodes import RunStore, RunTables, is_run_dir, load_run
+from simlab.store.episodes import RunStore, RunTables, is_run_dir, load_run, read_calls
 from simlab.store.manifest import REDACTED, StoreError, build_manifest, redact_secrets
 from simlab.store.transcript import format_transcripts
 
@@ -16,5 +16,6 @@ __all__ = [
     "format_transcripts",
     "is_run_dir",
     "load_run",
+    "read_calls",
     "redact_secrets",
 ]

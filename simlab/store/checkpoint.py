@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 STATE = "state.ckpt"
-_MAGIC = b"simlab-checkpoint 3\n"  # 3: segments hold append-only scenario state
+_MAGIC = b"simlab-checkpoint 4\n"  # 3: segments hold append-only scenario state; 4: calls
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ EPISODES_DIR = "episodes"
 STAGING_DIR = ".staging"
 BROKEN_DIR = ".broken"
 EVENTS_FILE, AGENTS_FILE, EPISODE_FILE = "events.parquet", "agents.parquet", "episode.parquet"
+#: The episode's call journal (``simlab.research.journal``): what a fork replays.
+CALLS_FILE = "calls.parquet"
 #: Written last into each staged episode: every file with its row count, so a resume can
 #: tell a whole committed episode from one whose files were truncated or lost.
 COMMIT_FILE = "_commit.json"
@@ -85,8 +87,14 @@ AGENTS_SCHEMA = pl.Schema(
         "persona_id": pl.String,
     }
 )
+CALLS_SCHEMA = pl.Schema({
+    "n": pl.Int64, "step": pl.Int64, "tag": pl.String, "request": pl.String,
+    "text": pl.String, "parsed": pl.String, "error": pl.String, "transient": pl.Boolean,
+    "fatal": pl.Boolean, "finish_reason": pl.String, "model": pl.String,
+    "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "latency_s": pl.Float64,
+    "cost_usd": pl.Float64, "attempts": pl.Int64, "cached": pl.Boolean})
 _LIST_COLUMNS = frozenset({"participants"})  # string lists kept as List(String)
-_CORE_FILES = frozenset({EVENTS_FILE, AGENTS_FILE, EPISODE_FILE})
+_CORE_FILES = frozenset({EVENTS_FILE, AGENTS_FILE, EPISODE_FILE, CALLS_FILE})
 _TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -102,6 +110,11 @@ class RunTables:
     #: Scenario tables (``Scenario.tables()``), e.g. auction items or per-tick metrics,
     #: concatenated over episodes; each has an ``episode_id`` column.
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def episode_id(index: int) -> str:
+    """Episode ids are derived from the index, so a resume can skip without rebuilding."""
+    return f"ep{index:05d}"
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -272,8 +285,10 @@ class RunStore:
         agents: list[dict[str, Any]],
         episode: dict[str, Any],
         tables: Mapping[str, list[dict[str, Any]]] | None = None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> Path:
-        """Stage, fsync and commit one episode; returns its committed directory."""
+        """Stage, fsync and commit one episode; returns its committed directory.
+        ``calls`` is its call journal (``calls.parquet``), when it has one."""
         where = f"{self.run_dir}: episode {episode_id!r}"
         if not _EPISODE_ID_RE.match(episode_id):
             raise StoreError(f"{where}: id must match {_EPISODE_ID_RE.pattern}")
@@ -297,6 +312,8 @@ class RunStore:
             extra[name] = _frame([{"episode_id": episode_id, **_flatten(r)} for r in rows],
                                  pl.Schema({"episode_id": pl.String}), f"{where} table {name}")
 
+        if calls is not None:
+            extra[CALLS_FILE[:-8]] = _frame(calls, CALLS_SCHEMA, f"{where} calls")
         stage = self.staging_dir / episode_id
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
@@ -392,3 +409,12 @@ def load_run(run_dir: str | Path) -> RunTables:
         episodes=episodes,
         tables={k: _read_all(v, pl.Schema()) for k, v in extra.items()},
     )
+
+
+def read_calls(run_dir: str | Path, episode_id: str) -> list[dict[str, Any]] | None:
+    """A committed episode's call journal, in call order; None if it has none (stored
+    before simlab kept journals)."""
+    path = Path(run_dir) / EPISODES_DIR / episode_id / CALLS_FILE
+    if not path.is_file():
+        return None
+    return _read(path).sort("n").to_dicts()

@@ -62,6 +62,19 @@ def _env_secrets() -> list[str]:
     return sorted(values, key=len, reverse=True)  # longest first: no partial overlaps
 
 
+#: A value that names a setting (a ``set`` intervention's ``key: scenario.topic``) is no
+#: secret, whatever its key is called.
+SETTING_NAME_RE = re.compile(r"^scenario\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def secret_named(key: str, value: Any) -> bool:
+    """Whether ``value``, held under ``key``, is a secret by its key's name. ``*_env``
+    keys hold the NAME of a variable (``api_key_env``), not its value."""
+    if value is None or not SECRET_KEY_RE.search(key) or key.lower().endswith("_env"):
+        return False
+    return not (isinstance(value, str) and SETTING_NAME_RE.match(value))
+
+
 def redact_secrets(obj: Any, *, _secrets: list[str] | None = None) -> Any:
     """Return a copy of ``obj`` with secrets replaced by ``REDACTED``.
 
@@ -73,9 +86,7 @@ def redact_secrets(obj: Any, *, _secrets: list[str] | None = None) -> Any:
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for key, value in obj.items():
-            # ``*_env`` keys hold the NAME of a variable (``api_key_env``), not its value
-            if (value is not None and SECRET_KEY_RE.search(str(key))
-                    and not str(key).lower().endswith("_env")):
+            if secret_named(str(key), value):
                 out[str(key)] = REDACTED
             else:
                 out[str(key)] = redact_secrets(value, _secrets=secrets)

@@ -1,0 +1,128 @@
+"""Forks: a new run that replays a stored run's episodes up to tick K, then diverges.
+
+A fork is an ordinary run whose config carries ``fork.parent`` (the parent's run
+directory), ``fork.at_step`` (K) and optionally ``fork.episodes`` (default: all of
+them). ``simlab fork`` composes it from the parent's own overrides plus the new ones, so
+it has the parent's seed, population and settings. Each forked episode is run again
+from its seed; every backend call before tick K is answered from the parent's call
+journal (:mod:`simlab.research.journal`), so those ticks repeat exactly and cost no
+call, and from tick K on it runs under the new settings and interventions. Its manifest
+keeps the whole ``fork`` section: parent, episodes and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simlab.research.journal import Replay
+
+
+@dataclass
+class ForkConfig:
+    """The ``fork`` section of a run's config; ``parent`` unset means not a fork."""
+
+    parent: str | None = None
+    at_step: int = 0
+    episodes: list[str] = field(default_factory=list)  # empty: every parent episode
+
+
+class ForkError(ValueError):
+    """A fork that cannot replay its parent; the message names what and where."""
+
+
+@dataclass(frozen=True)
+class ForkPlan:
+    """A checked fork: which parent episodes, replayed up to which tick."""
+
+    parent: Path
+    at_step: int
+    episodes: tuple[str, ...]
+
+    def includes(self, episode_id: str) -> bool:
+        return episode_id in self.episodes
+
+    def replay(self, episode_id: str) -> Replay:
+        from simlab.store import read_calls
+
+        rows = read_calls(self.parent, episode_id)
+        if rows is None:
+            raise ForkError(f"{self.parent}: episode {episode_id} has no call journal "
+                            f"(calls.parquet; stored by an older simlab), so it cannot be "
+                            f"replayed; run it again to fork it")
+        return Replay(tuple(rows), self.at_step, parent=f"{self.parent}/{episode_id}")
+
+
+def override_key(override: str) -> str:
+    """The config key an override sets (``+a.b=1`` → ``a.b``)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def inherited_overrides(run_dir: Path, overrides: list[str],
+                        replaced: frozenset[str] = frozenset()) -> list[str]:
+    """A stored run's own overrides (``.hydra/overrides.yaml``), less the keys that
+    ``overrides`` and ``replaced`` set and its ``fork``/``hydra`` ones, then
+    ``overrides``: the config of that run with some of it changed."""
+    hydra_dir = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not hydra_dir.is_file():
+        raise ValueError(f"{run_dir}: no .hydra/overrides.yaml; only a run made by the "
+                         f"simlab command can be forked or interviewed")
+    inherited = [str(o) for o in yaml.safe_load(hydra_dir.read_text()) or []]
+    mine = {override_key(o) for o in overrides} | replaced
+    kept = [o for o in inherited if override_key(o) not in mine
+            and not override_key(o).startswith(("fork.", "hydra."))]
+    return kept + list(overrides)
+
+
+def fork_plan(cfg: Any) -> ForkPlan | None:
+    """The run's fork, checked against its parent, or None for an ordinary run."""
+    from simlab.store import RunStore
+    from simlab.store.episodes import episode_id
+
+    fork = cfg.get("fork") or {}
+    if not fork.get("parent"):
+        return None
+    parent = Path(fork["parent"]).resolve()
+    manifest = RunStore.peek_manifest(parent)
+    if manifest is None:
+        raise ForkError(f"fork.parent: {parent} is not a run directory (no manifest.json)")
+    at = fork.get("at_step", 0)
+    if isinstance(at, bool) or not isinstance(at, int) or at < 0:
+        raise ForkError(f"fork.at_step: must be a tick, an integer >= 0, got {at!r}")
+    if manifest.get("seed") != cfg.seed:
+        raise ForkError(f"seed: a fork keeps its parent's seed ({manifest.get('seed')}), "
+                        f"got {cfg.seed}")
+    stored = sorted(p.name for p in (parent / "episodes").glob("*") if p.is_dir())
+    wanted = list(fork.get("episodes") or [])
+    unknown = [e for e in wanted if e not in stored]
+    if unknown:
+        raise ForkError(f"fork.episodes: {unknown} are not stored in {parent} "
+                        f"(it holds {stored})")
+    ours = {episode_id(i) for i in range(cfg.episodes)}
+    beyond = [e for e in (wanted or stored) if e not in ours]
+    if beyond:
+        raise ForkError(f"episodes: {cfg.episodes} is too few for the parent's episodes "
+                        f"{beyond}; keep the parent's episode count")
+    _check_interventions(cfg, manifest.get("config", {}), at)
+    return ForkPlan(parent, at, tuple(wanted or stored))
+
+
+def _check_interventions(cfg: Any, parent_config: dict, at: int) -> None:
+    """Before tick K a fork must intervene exactly as its parent did, or the ticks it
+    replays would not be the ones stored."""
+    from omegaconf import OmegaConf
+
+    ours = cfg.get("interventions")
+    ours = OmegaConf.to_container(ours, resolve=True) if OmegaConf.is_config(ours) else \
+        list(ours or [])
+    theirs = parent_config.get("interventions") or []
+    early = [x for x in ours if isinstance(x, dict) and isinstance(x.get("at"), int)
+             and x["at"] < at]
+    before = [x for x in theirs if isinstance(x, dict) and x.get("at", at) < at]
+    if early != before:
+        i = next((i for i, x in enumerate(ours) if x in early and x not in before), 0)
+        raise ForkError(f"interventions[{i}].at: a fork at step {at} cannot change what "
+                        f"happened before it; intervene at step {at} or later")

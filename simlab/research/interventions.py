@@ -1,0 +1,356 @@
+"""Interventions: changes made to a running world from outside it, declared in config.
+
+``interventions=[{at: 5, kind: broadcast, text: "...", audience: all}, ...]`` (a list,
+so Hydra can sweep it). Each is applied at the start of tick ``at``, before anyone acts,
+and written as an ``intervention`` event, so projection, analysis, transcripts and
+export all see it. Kinds:
+
+- ``broadcast``: ``text`` to an ``audience`` (``all``, ``role:<role>``,
+  ``group:<attr>=<value>`` or a list of agent ids), who perceive it as narration;
+- ``set``: ``key: scenario.<field>`` to ``value``, for the fields the scenario declares
+  in :attr:`~simlab.scenario.Scenario.settable`;
+- ``persona``: ``field`` of the ``agents``' personas (``attributes.<name>`` for an
+  attribute) to ``value``; their system prompts change from that tick on;
+- ``add_agent`` (``persona``: an id from the run's population, or a whole persona;
+  ``role``; ``connect``: agent ids) and ``remove_agent`` (``agents``), where the
+  scenario supports them;
+- ``add_edges`` / ``remove_edges``: ``edges``, a list of ``[a, b]`` pairs.
+
+Specs are checked before the run starts, against the scenario and the population, and a
+bad one is an error naming ``interventions[i].<field>``. Applying one is deterministic
+and draws nothing from the RNG, so the ticks before it are unchanged, which is what a
+fork relies on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from simlab.events import ENV, INTERVENTION
+from simlab.personas.labels import persona_label
+from simlab.personas.model import Persona
+
+if TYPE_CHECKING:
+    from simlab.scenario import Scenario
+    from simlab.scheduler.engine import TickEngine
+
+#: kind -> (required fields, optional fields), besides ``at`` and ``kind``
+FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "broadcast": (frozenset({"text"}), frozenset({"audience"})),
+    "set": (frozenset({"key", "value"}), frozenset()),
+    "persona": (frozenset({"agents", "field", "value"}), frozenset()),
+    "add_agent": (frozenset({"persona"}), frozenset({"role", "connect"})),
+    "remove_agent": (frozenset({"agents"}), frozenset()),
+    "add_edges": (frozenset({"edges"}), frozenset()),
+    "remove_edges": (frozenset({"edges"}), frozenset()),
+}
+KINDS = tuple(FIELDS)
+
+
+class InterventionError(ValueError):
+    """A bad intervention spec; the message names ``interventions[i].<field>``."""
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """One checked intervention spec."""
+
+    index: int
+    at: int
+    kind: str
+    text: str = ""
+    audience: tuple[str, Any] = ("all", None)  # (form, argument)
+    key: str = ""  # a set's scenario field, without the ``scenario.`` prefix
+    value: Any = None
+    agents: tuple[str, ...] = ()
+    field: str = ""
+    persona: Persona | None = None
+    role: str = ""
+    connect: tuple[str, ...] = ()
+    edges: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as recorded in the event's ``data``."""
+        out: dict[str, Any] = {"intervention": self.index, "kind": self.kind, "at": self.at}
+        if self.kind == "broadcast":
+            form, arg = self.audience
+            out["audience"] = form if arg is None else {form: _plain(arg)}
+        elif self.kind == "set":
+            out.update(key=f"scenario.{self.key}", value=_plain(self.value))
+        elif self.kind == "persona":
+            out.update(agents=list(self.agents), field=self.field, value=_plain(self.value))
+        elif self.kind == "add_agent":
+            assert self.persona is not None
+            out.update(persona=self.persona.id, role=self.role, connect=list(self.connect))
+        elif self.kind == "remove_agent":
+            out["agents"] = list(self.agents)
+        else:
+            out["edges"] = [list(e) for e in self.edges]
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def parse_interventions(items: Sequence[Any], scenario: type[Scenario],
+                        population: Sequence[Persona] = ()) -> list[Intervention]:
+    """Check the config's ``interventions`` against ``scenario`` and the population."""
+    known = {p.id: p for p in population}
+    out = []
+    for i, item in enumerate(items):
+        iv = _parse(i, item, known)
+        _check_supported(iv, scenario)
+        known.update({iv.persona.id: iv.persona} if iv.persona is not None else {})
+        out.append(iv)
+    return out
+
+
+def _parse(i: int, item: Any, population: Mapping[str, Persona]) -> Intervention:
+    where = f"interventions[{i}]"
+    if not isinstance(item, Mapping):
+        raise InterventionError(f"{where}: must be a mapping like {{at: 3, kind: broadcast, "
+                                f"text: ...}}, got {type(item).__name__}")
+    kind = item.get("kind")
+    if kind not in FIELDS:
+        raise InterventionError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+    at = item.get("at")
+    if isinstance(at, bool) or not isinstance(at, int) or at < 0:
+        raise InterventionError(f"{where}.at: must be a tick, an integer >= 0, got {at!r}")
+    required, optional = FIELDS[kind]
+    for name in sorted(set(item) - required - optional - {"at", "kind"}):
+        raise InterventionError(f"{where}.{name}: not a field of a {kind} intervention "
+                                f"(its fields: at, kind, {', '.join(sorted(required | optional))})")
+    for name in sorted(required - set(item)):
+        raise InterventionError(f"{where}.{name}: required for a {kind} intervention")
+    args: dict[str, Any] = {}
+    if kind == "broadcast":
+        args["text"] = _text(item["text"], f"{where}.text")
+        args["audience"] = _audience(item.get("audience", "all"), f"{where}.audience",
+                                     population)
+    elif kind == "set":
+        key = item["key"]
+        if not isinstance(key, str) or not key.startswith("scenario.") or "." in key[9:]:
+            raise InterventionError(f"{where}.key: must be scenario.<field>, got {key!r}")
+        args.update(key=key[9:], value=item["value"])
+    elif kind == "persona":
+        args["agents"] = _ids(item["agents"], f"{where}.agents", population)
+        args.update(field=_persona_field(item["field"], f"{where}.field"), value=item["value"])
+        for pid in args["agents"]:  # the change must make a valid persona of each
+            if pid in population:
+                changed_persona(population[pid], args["field"], args["value"],
+                                f"{where}.value")
+    elif kind == "add_agent":
+        args["persona"] = _persona(item["persona"], f"{where}.persona", population)
+        role = item.get("role", "")
+        if not isinstance(role, str):
+            raise InterventionError(f"{where}.role: must be text, got {role!r}")
+        args.update(role=role, connect=_ids(item.get("connect", []), f"{where}.connect",
+                                            population, empty=True))
+    elif kind == "remove_agent":
+        args["agents"] = _ids(item["agents"], f"{where}.agents", population)
+    else:
+        args["edges"] = _edges(item["edges"], f"{where}.edges", population)
+    return Intervention(index=i, at=at, kind=kind, **args)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InterventionError(f"{where}: must be non-empty text, got {value!r}")
+    return value.strip()
+
+
+def _ids(value: Any, where: str, population: Mapping[str, Persona],
+         empty: bool = False) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Sequence) or (not value and not empty) or \
+            not all(isinstance(v, str) for v in value):
+        raise InterventionError(f"{where}: must be a list of agent ids, got {value!r}")
+    unknown = [v for v in value if v not in population]
+    if unknown:
+        raise InterventionError(f"{where}: {unknown} are not persona ids of the run's "
+                                f"population (nor added by an earlier intervention)")
+    return tuple(value)
+
+
+def _audience(value: Any, where: str, population: Mapping[str, Persona]) -> tuple[str, Any]:
+    if value == "all":
+        return "all", None
+    if isinstance(value, str) and value.startswith("role:") and value[5:]:
+        return "role", value[5:]
+    if isinstance(value, str) and value.startswith("group:"):
+        attr, eq, wanted = value[6:].partition("=")
+        if not eq or not attr or not wanted:
+            raise InterventionError(f"{where}: a group is group:<attribute>=<value>, "
+                                    f"got {value!r}")
+        values = {persona_label(p, attr) for p in population.values()}
+        if population and wanted not in values:
+            raise InterventionError(f"{where}: no persona of the run's population has "
+                                    f"{attr}={wanted} (its values: "
+                                    f"{', '.join(sorted(values)[:12])})")
+        return "group", (attr, wanted)
+    if isinstance(value, Mapping) and set(value) == {"agents"}:
+        value = value["agents"]
+    if isinstance(value, str) and value.startswith("agents:"):
+        value = [v.strip() for v in value[7:].split(",") if v.strip()]
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "agents", _ids(value, where, population)
+    raise InterventionError(f"{where}: must be all, role:<role>, group:<attr>=<value> or a "
+                            f"list of agent ids, got {value!r}")
+
+
+def _persona_field(value: Any, where: str) -> str:
+    fields = set(Persona.model_fields) - {"id", "attributes"}
+    if isinstance(value, str) and (value in fields or
+                                   (value.startswith("attributes.") and len(value) > 11)):
+        return value
+    raise InterventionError(f"{where}: must be a persona field ({', '.join(sorted(fields))}) "
+                            f"or attributes.<name>, got {value!r}")
+
+
+def changed_persona(persona: Persona, field: str, value: Any, where: str) -> Persona:
+    """``persona`` with ``field`` set to ``value``, validated as a persona."""
+    data = persona.model_dump()
+    if field.startswith("attributes."):
+        data["attributes"] = {**data["attributes"], field[11:]: value}
+    else:
+        data[field] = value
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InterventionError(f"{where}: {value!r} is not a valid {field} "
+                                f"({first['msg']})") from None
+
+
+def _persona(value: Any, where: str, population: Mapping[str, Persona]) -> Persona:
+    if isinstance(value, str):
+        if value not in population:
+            raise InterventionError(f"{where}: {value!r} is not a persona id of the run's "
+                                    f"population")
+        return population[value]
+    if not isinstance(value, Mapping):
+        raise InterventionError(f"{where}: must be a persona id or a persona mapping, "
+                                f"got {value!r}")
+    try:
+        return Persona.model_validate(dict(value))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InterventionError(f"{where}.{loc}: {first['msg']}") from None
+
+
+def _edges(value: Any, where: str, population: Mapping[str, Persona]
+           ) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        raise InterventionError(f"{where}: must be a list of [a, b] pairs, got {value!r}")
+    out = []
+    for j, pair in enumerate(value):
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InterventionError(f"{where}[{j}]: must be a pair [a, b], got {pair!r}")
+        a, b = _ids(list(pair), f"{where}[{j}]", population)
+        out.append((a, b))
+    return tuple(out)
+
+
+def _check_supported(iv: Intervention, scenario: type[Scenario]) -> None:
+    where = f"interventions[{iv.index}]"
+    if iv.kind not in scenario.intervention_kinds:
+        raise InterventionError(
+            f"{where}.kind: the {scenario.name} scenario does not support {iv.kind} "
+            f"interventions (it supports: {', '.join(sorted(scenario.intervention_kinds))})")
+    if iv.kind == "set" and iv.key not in scenario.settable:
+        can = ", ".join(f"scenario.{k}" for k in scenario.settable) or "nothing"
+        raise InterventionError(f"{where}.key: the {scenario.name} scenario cannot set "
+                                f"scenario.{iv.key} during an episode (it can set: {can})")
+
+
+def check_values(interventions: Sequence[Intervention], scenario: Scenario) -> None:
+    """Each ``set`` value against the scenario's config (its types and checks), and
+    each kind against the scenario's settings."""
+    for iv in interventions:
+        problem = scenario.refuses(iv.kind)
+        if problem:
+            raise InterventionError(f"interventions[{iv.index}].kind: {iv.kind}: {problem}")
+        if iv.kind == "set":
+            try:
+                scenario.config_with(iv.key, iv.value)
+            except (ValueError, TypeError) as exc:
+                raise InterventionError(f"interventions[{iv.index}].value: {exc}") from None
+
+
+# ------------------------------------------------------------------- applying
+def audience_of(sc: Scenario, iv: Intervention) -> tuple[str, ...]:
+    """The agents of this episode a broadcast reaches, in participant order."""
+    form, arg = iv.audience
+    present = [k for k in sc.participants if k not in sc.retired]
+    if form == "all":
+        return tuple(present)
+    if form == "role":
+        return tuple(k for k in present if sc.by_key[k].role == arg)
+    if form == "group":
+        attr, wanted = arg
+        return tuple(k for k in present if persona_label(sc.by_key[k].persona, attr) == wanted)
+    return tuple(k for k in present if k in set(arg))
+
+
+def apply_all(engine: TickEngine, due: Sequence[Intervention], step: int) -> None:
+    """Apply ``due`` in order at the start of tick ``step``, each recorded as an event."""
+    sc = engine.scenario
+    for iv in due:
+        data = iv.describe()
+        audience: tuple[str, ...] = ()
+        content = ""
+        if iv.kind == "broadcast":
+            audience = audience_of(sc, iv)
+            content = iv.text
+        else:
+            content, outcome = _apply(sc, iv)
+            data.update(outcome)
+        sc.log.append(step=step, speaker=ENV, audience=audience, kind=INTERVENTION,
+                      content=content, data=json.dumps(data, ensure_ascii=False))
+    engine.refresh_agents()
+
+
+def _apply(sc: Scenario, iv: Intervention) -> tuple[str, dict[str, Any]]:
+    """Apply a non-broadcast intervention; its event text and what it did."""
+    here = [a for a in iv.agents if a in sc.by_key and a not in sc.retired]
+    if iv.kind == "set":
+        sc.config = sc.config_with(iv.key, iv.value)
+        sc.reconfigure()
+        return f"scenario.{iv.key} = {iv.value!r}", {}
+    if iv.kind == "persona":
+        for key in here:
+            agent = sc.by_key[key]
+            agent.persona = changed_persona(agent.persona, iv.field, iv.value,
+                                            f"interventions[{iv.index}].value")
+        return f"{iv.field} of {', '.join(here) or 'no agent here'} = {iv.value!r}", \
+            {"applied": here}
+    if iv.kind == "add_agent":
+        assert iv.persona is not None
+        if iv.persona.id in sc.by_key:
+            return f"{iv.persona.id} is already here", {"applied": []}
+        connect = [k for k in iv.connect if k in sc.by_key and k not in sc.retired]
+        agent = sc.admit(iv.persona, iv.role, connect)
+        return f"{agent.key} joins", {"applied": [agent.key], "connected": connect}
+    if iv.kind == "remove_agent":
+        for key in here:
+            sc.retire(key)
+            sc.retired.add(key)
+        return f"{', '.join(here) or 'no agent here'} leave(s)", {"applied": here}
+    edges = [(a, b) for a, b in iv.edges if a in sc.by_key and b in sc.by_key]
+    if iv.kind == "add_edges":
+        sc.graph.add_edges_from(edges)
+    else:
+        sc.graph.remove_edges_from(edges)
+    sc.graph_changed()
+    verb = "added" if iv.kind == "add_edges" else "removed"
+    return f"{len(edges)} edge(s) {verb}", {"applied": [list(e) for e in edges]}
