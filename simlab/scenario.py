@@ -188,9 +188,13 @@ class Scenario(mesa.Model):
             raise ValueError(f"scenario.{key}: {value!r} does not fit "
                              f"({str(exc).splitlines()[0]})") from None
 
-    def reconfigure(self) -> None:
-        """Re-derive state from ``self.config`` after a ``set`` intervention changed one
-        of :attr:`settable` (system prompts are rebuilt by the engine afterwards)."""
+    def reconfigure(self, key: str) -> None:
+        """Re-derive state from ``self.config`` after a ``set`` intervention changed
+        ``key``, one of :attr:`settable` (system prompts are rebuilt by the engine)."""
+
+    def persona_changed(self, key: str) -> None:
+        """Agent ``key``'s persona was changed (``persona``): re-derive what depends on
+        it (its prompt is rebuilt by the engine)."""
 
     def refuses(self, kind: str) -> str | None:
         """Why this episode's settings rule out interventions of ``kind``, or None."""

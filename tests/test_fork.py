@@ -61,11 +61,12 @@ def test_every_call_is_journaled_beside_the_events(parent):
 
 
 def test_a_fork_with_no_change_replays_exactly_with_zero_calls(parent, tmp_path):
-    backend = _run(tmp_path / "fork", f"fork.parent={parent}", "fork.at_step=100")
+    # K = the episodes' length (8 steps: 6 days, 2 survey waves): everything replays
+    backend = _run(tmp_path / "fork", f"fork.parent={parent}", "fork.at_step=8")
     assert _events(tmp_path / "fork").equals(_events(parent))
     assert backend.stats()["requests"] == 0 and backend.stats()["calls"] == 0
     manifest = json.loads((tmp_path / "fork" / "manifest.json").read_text())
-    assert manifest["config"]["fork"] == {"parent": str(parent), "at_step": 100,
+    assert manifest["config"]["fork"] == {"parent": str(parent), "at_step": 8,
                                           "episodes": []}
     assert manifest["status"] == "complete"
 
@@ -104,7 +105,13 @@ def test_a_fork_that_changes_the_past_is_refused(parent, tmp_path):
         _run(tmp_path / "seed", f"fork.parent={parent}", "seed=1")
     with pytest.raises(ForkError, match=r"^fork.episodes: \['ep00009'\] are not stored"):
         _run(tmp_path / "ep", f"fork.parent={parent}", "fork.episodes=[ep00009]")
-    for name in ("early", "seed", "ep"):
+    with pytest.raises(ForkError, match=r"^fork.at_step: 9 is beyond the end of episode "
+                                        r"ep00000 \(8 steps\)"):
+        _run(tmp_path / "far", f"fork.parent={parent}", "fork.at_step=9")
+    with pytest.raises(ForkError, match=r"^episodes: a fork keeps its parent's episode "
+                                        r"count \(2\), got 3"):
+        _run(tmp_path / "more", f"fork.parent={parent}", "episodes=3")
+    for name in ("early", "seed", "ep", "far", "more"):
         assert not (tmp_path / name / "manifest.json").exists()
 
 
@@ -190,3 +197,27 @@ def test_simlab_fork_inherits_the_parent_overrides_and_adds_an_intervention(tmp_
     bad = subprocess.run([*cmd, "fork", str(tmp_path), "--at-step", "1"],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
+
+
+# ------------------------------------------------------- analyze PARENT FORK
+def test_analyze_pairs_a_fork_with_its_parent(parent, tmp_path):
+    from simlab.analysis import analyze
+
+    news = "interventions=[{at:2,kind:broadcast,text:'The mill will close.'}]"
+    _run(tmp_path / "fork", f"fork.parent={parent}", "fork.at_step=2", news)
+    an = analyze([parent, tmp_path / "fork"], out=tmp_path / "analysis", plots=False,
+                 formats=("md",))
+    effects = an.scenario["fork_effects"]
+    row = effects.filter(table="opinion", metric="last_mean_stance").row(0, named=True)
+    before = load_run(parent).tables["ticks"].sort("episode_id", "tick")
+    after = load_run(tmp_path / "fork").tables["ticks"].sort("episode_id", "tick")
+    last = [t.group_by("episode_id").agg(pl.col("mean_stance").last()).sort("episode_id")
+            ["mean_stance"].to_list() for t in (before, after)]
+    assert row["effect"] == pytest.approx((last[1][0] - last[0][0] + last[1][1]
+                                           - last[0][1]) / 2)
+    assert row["n_episodes"] == 2 and row["at_step"] == 2
+    ticks = an.scenario["fork_effects_ticks"].filter(table="opinion_ticks",
+                                                      metric="mean_stance")
+    # days 1-2 happened before the fork: no effect at all there
+    assert ticks.filter(pl.col("tick") < 2)["effect"].to_list() == [0.0, 0.0]
+    assert (tmp_path / "analysis" / "scenario" / "fork_effects.parquet").is_file()

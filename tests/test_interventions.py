@@ -7,11 +7,12 @@ import json
 
 import pytest
 from conftest import compose
+from test_economy import worker
 from test_opinion import people
 
 from scenarios.auction import AuctionScenario
 from scenarios.dialogue import DialogueScenario
-from scenarios.economy import EconomyScenario
+from scenarios.economy import EconomyConfig, EconomyScenario
 from scenarios.opinion import OpinionConfig, OpinionScenario
 from simlab.backends.mock import MockBackend
 from simlab.events import INTERVENTION, UTTERANCE
@@ -52,7 +53,6 @@ def _posters(engine: TickEngine, step: int) -> set[str]:
 @pytest.mark.parametrize(("audience", "expected"), [
     ("all", ("a0", "a1", "a2", "a3", "a4", "a5")),
     ("role:member", ("a0", "a1", "a2", "a3", "a4", "a5")),
-    ("role:nobody", ()),
     ("group:gender=woman", ("a1", "a3", "a5")),
     ("group:age_band=18-34", ("a0", "a1", "a2")),  # ages 20, 27, 34
     (["a4", "a2"], ("a2", "a4")),
@@ -216,6 +216,10 @@ def test_an_unsupported_kind_is_refused_by_the_scenario():
      r"interventions\[1\]\.agents: must be a list of agent ids"),
     ({"at": 1, "kind": "add_edges", "edges": [["a0"]]},
      r"interventions\[1\]\.edges\[0\]: must be a pair"),
+    ({"at": 1, "kind": "persona", "agents": ["a0"], "field": "name", "value": "Bo"},
+     r"interventions\[1\]\.field: must be a persona field"),
+    ({"at": 1, "kind": "add_agent", "persona": "a1", "role": "x\ny"},
+     r"interventions\[1\]\.role: must be a single line"),
 ])
 def test_bad_specs_name_the_field_and_its_index(spec, message):
     with pytest.raises(InterventionError, match=f"^{message}"):
@@ -246,3 +250,42 @@ def test_a_run_records_its_interventions_and_refuses_bad_ones_before_writing(tmp
     with pytest.raises(InterventionError, match=r"interventions\[0\]\.key"):
         run(bad, tmp_path / "bad")
     assert not (tmp_path / "bad" / "manifest.json").exists()
+
+
+def test_an_agent_that_left_cannot_join_again():
+    with pytest.raises(InterventionError, match=r"^interventions\[1\]\.persona: 'a2' is "
+                                                r"removed by interventions\[0\]"):
+        parse_interventions([{"at": 1, "kind": "remove_agent", "agents": ["a2"]},
+                             {"at": 3, "kind": "add_agent", "persona": "a2"}],
+                            OpinionScenario, POP)
+
+
+def test_values_and_roles_are_checked_against_the_episode_before_the_run():
+    with pytest.raises(InterventionError, match=r"^interventions\[0\]\.audience: no agent "
+                                                r"has role 'memebr' \(roles: member\)"):
+        _run([{"at": 1, "kind": "broadcast", "text": "x", "audience": "role:memebr"}])
+    sc = OpinionScenario.create(OpinionConfig(n_agents=6, ticks=2, survey_every=0), POP,
+                                episode_id="ep0", seed=4)
+    ok = parse_interventions([{"at": 1, "kind": "set", "key": "scenario.topic", "value": "x"}],
+                             OpinionScenario, POP)
+    check_values(ok, sc)
+    assert sc.config.topic != "x"  # checking changes nothing
+
+
+def test_a_set_of_sampling_leaves_the_planners_schedule_alone():
+    pop = [worker(i, 20_000 + 30_000 * i) for i in range(4)]
+
+    def run(specs):
+        sc = EconomyScenario.create(EconomyConfig(n_workers=4, ticks=6, tax_year=2,
+                                                  planner="saez", worker_policy="rule"),
+                                    pop, episode_id="ep0", seed=3)
+        engine = TickEngine(sc, MockBackend(), settings=EngineConfig(max_steps=60),
+                            interventions=parse_interventions(specs, EconomyScenario, pop))
+        run_episode(engine)
+        return sc
+
+    plain = run([])
+    changed = run([{"at": 5, "kind": "set", "key": "scenario.temperature", "value": 0.1}])
+    assert changed.schedule == plain.schedule and changed.sampling["temperature"] == 0.1
+    flat = run([{"at": 5, "kind": "set", "key": "scenario.tax_schedule", "value": "flat"}])
+    assert flat.tax_schedule == "flat" and flat.schedule != plain.schedule

@@ -76,7 +76,7 @@ class AuctionScenario(Scenario):
     settable = ("min_increment", "max_rounds", "shade", "random_out_p", "temperature", "top_p",
                 "max_tokens")
 
-    def reconfigure(self) -> None:
+    def reconfigure(self, key: str) -> None:
         c = self.config
         self.min_increment, self.max_rounds = c.min_increment, c.max_rounds
         self.shade, self.random_out_p = c.shade, c.random_out_p

@@ -35,7 +35,7 @@ class DialogueScenario(Scenario):
 
     settable = ("min_turns", "max_turns", "temperature", "top_p", "max_tokens")
 
-    def reconfigure(self) -> None:
+    def reconfigure(self, key: str) -> None:
         c = self.config
         self.min_turns, self.max_turns = c.min_turns, c.max_turns
         self.sampling = c.sampling()

@@ -82,12 +82,14 @@ class EconomyScenario(PhasedScenario):
     settable = ("tax_schedule", "flat_rate", "brackets", "rates", "temperature", "top_p",
                 "max_tokens")
 
-    def reconfigure(self) -> None:
-        """A new starting schedule replaces the one in force; planners adjust from it."""
+    def reconfigure(self, key: str) -> None:
+        """A new schedule setting replaces the schedule in force (planners adjust from
+        it); any other setting leaves the planners' rates as they are."""
         c = self.config
-        self.tax_schedule = str(c.tax_schedule)
-        self.schedule = preset_schedule(self.tax_schedule, flat_rate=c.flat_rate,
-                                        brackets=c.brackets, rates=c.rates)
+        if key in ("tax_schedule", "flat_rate", "brackets", "rates"):
+            self.tax_schedule = str(c.tax_schedule)
+            self.schedule = preset_schedule(self.tax_schedule, flat_rate=c.flat_rate,
+                                            brackets=c.brackets, rates=c.rates)
         self.sampling = c.sampling()
 
     def __init__(self, config: EconomyConfig | None = None, **episode: Any) -> None:

@@ -130,12 +130,17 @@ class OpinionScenario(PhasedScenario):
         return self.arch.cell_members(key) if self.arch else [key]
 
     # ---------------------------------------------------------- interventions
-    def reconfigure(self) -> None:
+    def reconfigure(self, key: str) -> None:
         c = self.config
         self.topic, self.self_weight, self.post_max_chars = c.topic, c.self_weight, \
             c.post_max_chars
         self.sampling = c.sampling()
         self._schemas["post"] = self._post_schema()
+        if key == "topic" and self.survey_every:  # the survey asks about the new topic
+            self.questions = parse_questions(c.questions, c.topic)
+
+    def persona_changed(self, key: str) -> None:
+        self.groups[key] = persona_label(self.by_key[key].persona, self.group_by)
 
     def refuses(self, kind: str) -> str | None:
         if kind in ("add_agent", "remove_agent") and self.use_archetypes:
@@ -222,7 +227,8 @@ class OpinionScenario(PhasedScenario):
         """Latest stance of each other agent whose post ``key`` perceived (its log index)."""
         latest: dict[str, int] = {}
         for e in self.log.perceived(key)[0]:
-            if e.kind == UTTERANCE and e.speaker != key and e.data:
+            if e.kind == UTTERANCE and e.speaker != key and e.data and \
+                    key in self._audiences.get(e.speaker, ()):  # still a neighbour
                 latest[e.speaker] = int(json.loads(e.data)["stance"])
         return [latest[k] for k in sorted(latest, key=self.order.__getitem__)]
 

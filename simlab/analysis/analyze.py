@@ -21,6 +21,7 @@ import polars as pl
 
 from simlab.analysis.compare import find_runs, group_labels
 from simlab.analysis.corpus import Corpus
+from simlab.analysis.forks import fork_effects
 from simlab.analysis.interviews import interview_tables
 from simlab.analysis.metrics import (
     compute_metrics,
@@ -159,6 +160,7 @@ def analyze(
             judge_frames.append(j["prompts"].with_columns(run=pl.lit(label)))
         results.append(res)
     an = _assemble(out_dir, results, keys, ref_stats)
+    an.scenario.update(fork_effects(results))  # a fork analysed with its parent
     an.judge = pl.concat(judge_frames) if judge_frames else None
     from simlab.analysis.write import write_analysis
 

@@ -25,7 +25,10 @@ def interview_tables(run_dir: Path) -> dict[str, pl.DataFrame]:
         return {}
     out = {}
     for path in sorted(Path(run_dir).glob(ANSWERS)):
-        answers = pl.read_parquet(path).filter(pl.col("ok"))
+        answers = pl.read_parquet(path)
+        if answers.is_empty() or "ok" not in answers.columns:
+            continue
+        answers = answers.filter(pl.col("ok"))
         name = path.parent.name
         per = answers.group_by("episode_id", maintain_order=True).agg(
             pl.col("agent_id").n_unique().alias("n_answered"))

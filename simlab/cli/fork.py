@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,10 +31,35 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
     if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        # Hydra unescapes only backslashes before a quote (or the closing one), and
+        # OmegaConf would resolve ${...}: escape exactly those
+        text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, value)
+        return "'" + text.replace("'", "\\'").replace("${", "\\${") + "'"
     if value is None:
         return "null"
     return json.dumps(value)
+
+
+_FIELD = re.compile(r"^[a-z_]+$")
+
+
+def parse_value(text: str) -> Any:
+    """A value written as YAML (``{kind: broadcast, text: ...}``) or in Hydra's compact
+    override form (``{kind:broadcast,text:...}``, which YAML misreads as keys)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    items = value if isinstance(value, list) else [value]
+    if all(isinstance(v, dict) and all(isinstance(k, str) and _FIELD.match(k) for k in v)
+           for v in items) and items:
+        return value
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_override(f"x={text}").value()
+    except Exception as exc:  # Hydra's grammar errors
+        raise ValueError(f"cannot read {text!r} as YAML or a Hydra value ({exc})") from None
 
 
 def fork_overrides(parent: Path, at_step: int, episodes: list[str], overrides: list[str],
@@ -44,11 +70,11 @@ def fork_overrides(parent: Path, at_step: int, episodes: list[str], overrides: l
     if intervene:
         manifest = json.loads((parent / "manifest.json").read_text())
         listed = [o for o in overrides if override_key(o) == "interventions"]
-        base = (yaml.safe_load(listed[-1].split("=", 1)[1]) if listed
+        base = (parse_value(listed[-1].split("=", 1)[1]) if listed
                 else manifest.get("config", {}).get("interventions") or [])
         added = []
         for i, text in enumerate(intervene):
-            spec = yaml.safe_load(text)
+            spec = parse_value(text)
             if not isinstance(spec, dict):
                 raise ValueError(f"--intervene {i + 1}: must be a mapping like "
                                  f"'{{kind: broadcast, text: ...}}', got {text!r}")

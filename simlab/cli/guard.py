@@ -22,7 +22,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from simlab.store.manifest import SECRET_KEY_RE, SETTING_NAME_RE
+from simlab.store.manifest import SECRET_KEY_RE, names_a_setting
 
 #: ``scheme://user:password@host`` or ``scheme://token@host``.
 _USERINFO_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s@]+@")
@@ -40,7 +40,7 @@ def _secret_key(key: str) -> bool:
 def _problem(path: str, key: str, value: Any) -> str | None:
     if value is None:
         return None
-    if _secret_key(key) and not (isinstance(value, str) and SETTING_NAME_RE.match(value)):
+    if _secret_key(key) and not names_a_setting(key, value):
         return (f"{path}: looks like a secret; simlab reads secrets from environment "
                 "variables only: put it in one and name that variable "
                 "(e.g. backend.api_key_env=OPENAI_API_KEY)")

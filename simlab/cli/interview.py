@@ -5,6 +5,8 @@ the run (:mod:`simlab.research.interview`)."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +63,14 @@ def main(argv: list[str]) -> int:
 
     try:
         name, questions = load_questions(args.questions)
+        run_dir = Path(args.run_dir).resolve()
+        manifest = json.loads((run_dir / "manifest.json").read_text()) \
+            if (run_dir / "manifest.json").is_file() else {}
+        cwd = manifest.get("cwd")
+        if cwd and Path(cwd).is_dir():  # relative paths in the run's config resolve there
+            os.chdir(cwd)
         out = run_interview(
-            args.run_dir, questions, Target(tuple(args.episode), tuple(args.agent),
+            run_dir, questions, Target(tuple(args.episode), tuple(args.agent),
                                             args.role, args.at_step),
             name=args.name or name, overrides=overrides, max_reasks=args.max_reasks)
     except (ValueError, StoreError, yaml.YAMLError) as exc:

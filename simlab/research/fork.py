@@ -101,13 +101,35 @@ def fork_plan(cfg: Any) -> ForkPlan | None:
     if unknown:
         raise ForkError(f"fork.episodes: {unknown} are not stored in {parent} "
                         f"(it holds {stored})")
+    theirs = (manifest.get("config") or {}).get("episodes")
+    if theirs is not None and cfg.episodes != theirs:
+        # the run RNG draws every episode's seed before it samples the population
+        raise ForkError(f"episodes: a fork keeps its parent's episode count ({theirs}), "
+                        f"got {cfg.episodes}")
+    chosen = tuple(wanted or stored)
     ours = {episode_id(i) for i in range(cfg.episodes)}
-    beyond = [e for e in (wanted or stored) if e not in ours]
-    if beyond:
-        raise ForkError(f"episodes: {cfg.episodes} is too few for the parent's episodes "
-                        f"{beyond}; keep the parent's episode count")
+    for eid in chosen:
+        folder = parent / "episodes" / eid
+        if eid not in ours:
+            raise ForkError(f"fork.episodes: {eid} is not an episode id of this run")
+        if not (folder / "calls.parquet").is_file():
+            raise ForkError(f"{parent}: episode {eid} has no call journal (calls.parquet; "
+                            f"stored by an older simlab), so it cannot be replayed; run it "
+                            f"again to fork it")
+        steps = _steps(folder)
+        if steps is not None and at > steps:
+            raise ForkError(f"fork.at_step: {at} is beyond the end of episode {eid} "
+                            f"({steps} steps); a fork must diverge within it")
     _check_interventions(cfg, manifest.get("config", {}), at)
-    return ForkPlan(parent, at, tuple(wanted or stored))
+    return ForkPlan(parent, at, chosen)
+
+
+def _steps(folder: Path) -> int | None:
+    import polars as pl
+
+    row = pl.read_parquet(folder / "episode.parquet").row(0, named=True)
+    steps = row.get("n_steps")
+    return steps if isinstance(steps, int) else None
 
 
 def _check_interventions(cfg: Any, parent_config: dict, at: int) -> None:
@@ -123,6 +145,11 @@ def _check_interventions(cfg: Any, parent_config: dict, at: int) -> None:
              and x["at"] < at]
     before = [x for x in theirs if isinstance(x, dict) and x.get("at", at) < at]
     if early != before:
-        i = next((i for i, x in enumerate(ours) if x in early and x not in before), 0)
-        raise ForkError(f"interventions[{i}].at: a fork at step {at} cannot change what "
+        added = next((i for i, x in enumerate(ours) if x in early and x not in before), None)
+        if added is None:  # one of the parent's was dropped or moved
+            gone = next(i for i, x in enumerate(theirs) if x in before and x not in early)
+            raise ForkError(f"interventions: the parent's interventions[{gone}] (at step "
+                            f"{theirs[gone].get('at')}) happened before the fork's step {at}; "
+                            f"a fork keeps every intervention before its step")
+        raise ForkError(f"interventions[{added}].at: a fork at step {at} cannot change what "
                         f"happened before it; intervene at step {at} or later")

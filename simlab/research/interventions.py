@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from simlab.events import ENV, INTERVENTION
 from simlab.personas.labels import persona_label
-from simlab.personas.model import Persona
+from simlab.personas.model import Persona, one_line
 
 if TYPE_CHECKING:
     from simlab.scenario import Scenario
@@ -104,10 +104,17 @@ def parse_interventions(items: Sequence[Any], scenario: type[Scenario],
                         population: Sequence[Persona] = ()) -> list[Intervention]:
     """Check the config's ``interventions`` against ``scenario`` and the population."""
     known = {p.id: p for p in population}
-    out = []
+    out: list[Intervention] = []
+    removed: dict[str, int] = {}
     for i, item in enumerate(items):
         iv = _parse(i, item, known)
         _check_supported(iv, scenario)
+        if iv.kind == "remove_agent":
+            removed.update({a: i for a in iv.agents})
+        if iv.persona is not None and iv.persona.id in removed:
+            raise InterventionError(f"interventions[{i}].persona: {iv.persona.id!r} is "
+                                    f"removed by interventions[{removed[iv.persona.id]}]; "
+                                    f"an agent that left cannot join again")
         known.update({iv.persona.id: iv.persona} if iv.persona is not None else {})
         out.append(iv)
     return out
@@ -152,6 +159,10 @@ def _parse(i: int, item: Any, population: Mapping[str, Persona]) -> Intervention
         role = item.get("role", "")
         if not isinstance(role, str):
             raise InterventionError(f"{where}.role: must be text, got {role!r}")
+        try:
+            one_line(role)
+        except ValueError as exc:
+            raise InterventionError(f"{where}.role: {exc}") from None
         args.update(role=role, connect=_ids(item.get("connect", []), f"{where}.connect",
                                             population, empty=True))
     elif kind == "remove_agent":
@@ -208,7 +219,9 @@ def _audience(value: Any, where: str, population: Mapping[str, Persona]) -> tupl
 
 
 def _persona_field(value: Any, where: str) -> str:
-    fields = set(Persona.model_fields) - {"id", "attributes"}
+    # not the name: views label earlier events by the speaker's current name, so a
+    # renamed speaker would rewrite the past in a view rebuilt after a checkpoint
+    fields = set(Persona.model_fields) - {"id", "attributes", "name"}
     if isinstance(value, str) and (value in fields or
                                    (value.startswith("attributes.") and len(value) > 11)):
         return value
@@ -276,15 +289,27 @@ def _check_supported(iv: Intervention, scenario: type[Scenario]) -> None:
 def check_values(interventions: Sequence[Intervention], scenario: Scenario) -> None:
     """Each ``set`` value against the scenario's config (its types and checks), and
     each kind against the scenario's settings."""
-    for iv in interventions:
-        problem = scenario.refuses(iv.kind)
-        if problem:
-            raise InterventionError(f"interventions[{iv.index}].kind: {iv.kind}: {problem}")
-        if iv.kind == "set":
-            try:
-                scenario.config_with(iv.key, iv.value)
-            except (ValueError, TypeError) as exc:
-                raise InterventionError(f"interventions[{iv.index}].value: {exc}") from None
+    config = scenario.config
+    roles = {a.role for a in scenario.by_key.values()} | {iv.role or "member" for iv in
+                                                            interventions if iv.persona}
+    try:
+        for iv in sorted(interventions, key=lambda iv: (iv.at, iv.index)):
+            problem = scenario.refuses(iv.kind)
+            if problem:
+                raise InterventionError(f"interventions[{iv.index}].kind: {iv.kind}: "
+                                        f"{problem}")
+            if iv.audience[0] == "role" and iv.audience[1] not in roles:
+                raise InterventionError(f"interventions[{iv.index}].audience: no agent has "
+                                        f"role {iv.audience[1]!r} (roles: "
+                                        f"{', '.join(sorted(roles))})")
+            if iv.kind == "set":  # in order: each against the config the earlier ones left
+                try:
+                    scenario.config = scenario.config_with(iv.key, iv.value)
+                except (ValueError, TypeError) as exc:
+                    raise InterventionError(f"interventions[{iv.index}].value: {exc}") \
+                        from None
+    finally:
+        scenario.config = config
 
 
 # ------------------------------------------------------------------- applying
@@ -325,13 +350,14 @@ def _apply(sc: Scenario, iv: Intervention) -> tuple[str, dict[str, Any]]:
     here = [a for a in iv.agents if a in sc.by_key and a not in sc.retired]
     if iv.kind == "set":
         sc.config = sc.config_with(iv.key, iv.value)
-        sc.reconfigure()
+        sc.reconfigure(iv.key)
         return f"scenario.{iv.key} = {iv.value!r}", {}
     if iv.kind == "persona":
         for key in here:
             agent = sc.by_key[key]
             agent.persona = changed_persona(agent.persona, iv.field, iv.value,
                                             f"interventions[{iv.index}].value")
+            sc.persona_changed(key)
         return f"{iv.field} of {', '.join(here) or 'no agent here'} = {iv.value!r}", \
             {"applied": here}
     if iv.kind == "add_agent":
@@ -346,7 +372,8 @@ def _apply(sc: Scenario, iv: Intervention) -> tuple[str, dict[str, Any]]:
             sc.retire(key)
             sc.retired.add(key)
         return f"{', '.join(here) or 'no agent here'} leave(s)", {"applied": here}
-    edges = [(a, b) for a, b in iv.edges if a in sc.by_key and b in sc.by_key]
+    edges = [(a, b) for a, b in iv.edges if a in sc.by_key and b in sc.by_key
+             and a not in sc.retired and b not in sc.retired]
     if iv.kind == "add_edges":
         sc.graph.add_edges_from(edges)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -84,9 +85,10 @@ def replay_to(engine: TickEngine, at_step: int | None) -> int:
 
 
 def ask(engine: TickEngine, keys: Sequence[str], q: Question, step: int, seed: int,
-        max_reasks: int) -> list[dict[str, Any]]:
-    """Ask ``q`` of every agent in ``keys`` as one batch (and re-asks as more); one
-    answer row each."""
+        max_reasks: int, backend: Backend | None = None) -> list[dict[str, Any]]:
+    """Ask ``q`` of every agent in ``keys`` as one batch (and re-asks as more), through
+    ``backend`` (default: the engine's, past its replay); one answer row each."""
+    backend = backend or engine.backend
     sc = engine.scenario
     sampling = {k: v for k, v in getattr(sc, "sampling", {}).items()
                 if k in ("temperature", "top_p")}
@@ -99,7 +101,7 @@ def ask(engine: TickEngine, keys: Sequence[str], q: Question, step: int, seed: i
             json_schema=answer_schema(q) if q.structured else None, tag=key, **sampling)
         pending.append(engine.fitted(request))
     for round_ in range(max_reasks + 1):
-        responses = engine.backend.generate(pending)  # past the replay: a new question
+        responses = backend.generate(pending)
         retry = []
         for request, resp in zip(pending, responses, strict=True):
             row = rows.setdefault(request.tag, _row(sc, request.tag, q, step))
@@ -155,8 +157,9 @@ def write_answers(out: Path, rows: list[dict[str, Any]], record: dict[str, Any])
     at all (temporary name, then rename)."""
     import polars as pl
 
-    from simlab.store.manifest import atomic_write_json
+    from simlab.store.manifest import atomic_write_json, redact_secrets
 
+    record = redact_secrets(record)
     out.mkdir(parents=True, exist_ok=True)
     frame = pl.DataFrame(rows, schema_overrides={"value": pl.Float64, "answer": pl.String,
                                                  "error": pl.String},
@@ -184,9 +187,17 @@ def make_backend_for(cfg: Any, run_dir: Path) -> Backend:
     return make_backend(OmegaConf.create(node))
 
 
+#: An interview's name is a folder under ``RUN/interviews/`` and a table name.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
 def run_interview(run_dir: str | Path, questions: Sequence[Question], target: Target, *,
                   name: str, overrides: Sequence[str] = (), max_reasks: int = 2) -> Path:
-    """Interview ``target`` in the stored run at ``run_dir``; the answers' path."""
+    """Interview ``target`` in the stored run at ``run_dir``; the answers' path.
+
+    The episodes are rebuilt under the run's own config (its backend only counts tokens
+    then: every call comes from the journal); ``overrides`` (another backend) apply to
+    the questions only."""
     from simlab.cli.compose import compose
     from simlab.config import embedder_for, engine_config, memory_config
     from simlab.population import build_population
@@ -194,25 +205,33 @@ def run_interview(run_dir: str | Path, questions: Sequence[Question], target: Ta
     from simlab.research.fork import inherited_overrides
     from simlab.research.interventions import parse_interventions
     from simlab.research.journal import Replay
-    from simlab.runner import _plain, episode_seeds, make_scenario
+    from simlab.runner import _plain, episode_seeds, make_backend, make_scenario
     from simlab.store import load_run, read_calls
     from simlab.store.lock import run_lock
 
+    if not NAME_RE.match(name):
+        raise ValueError(f"--name: {name!r} must be letters, digits, '_' or '-' (a folder "
+                         f"under interviews/)")
+    if max_reasks < 0:
+        raise ValueError(f"--max-reasks: must be >= 0, got {max_reasks}")
     run_dir = Path(run_dir).resolve()
-    cfg = compose(inherited_overrides(run_dir, list(overrides)))
+    cfg = compose(inherited_overrides(run_dir, []))
+    asking = compose(inherited_overrides(run_dir, list(overrides))) if overrides else cfg
     episodes = load_run(run_dir).episodes.select("episode_id", "episode_index").rows()
     wanted = [e for e in target.episodes if e not in {eid for eid, _ in episodes}]
     if wanted:
         raise ValueError(f"--episode: {wanted} are not stored in {run_dir}")
     chosen = [(e, i) for e, i in episodes if not target.episodes or e in target.episodes]
     rows: list[dict[str, Any]] = []
+    reached: dict[str, int] = {}
     with run_lock(run_dir):
-        backend = make_backend_for(cfg, run_dir)
-        memory = memory_config(cfg)
-        embedder = embedder_for(memory, cfg.get("backend"))
+        counter, backend, embedder = make_backend(cfg.backend), None, None
         try:
+            backend = make_backend_for(asking, run_dir)
+            memory = memory_config(cfg)
+            embedder = embedder_for(memory, cfg.get("backend"))
             rng, seeds = episode_seeds(cfg.seed, cfg.episodes)
-            population = build_population(cfg.population, rng, backend)
+            population = build_population(cfg.population, rng, counter)
             cls = spec_of_run({"name": cfg.scenario.name}).cls
             interventions = parse_interventions(_plain(cfg).get("interventions") or [], cls,
                                                 population)
@@ -222,27 +241,34 @@ def run_interview(run_dir: str | Path, questions: Sequence[Question], target: Ta
                     raise ValueError(f"{run_dir}: episode {eid} has no call journal "
                                      f"(stored by an older simlab): it cannot be rebuilt")
                 engine = TickEngine(
-                    make_scenario(cfg, population, index, seeds[index]), backend,
+                    make_scenario(cfg, population, index, seeds[index]), counter,
                     settings=engine_config(cfg), projection=_plain(cfg)["projection"]["name"],
                     memory=memory, embedder=embedder, interventions=interventions,
                     replay=Replay(tuple(calls), target.at_step if target.at_step is not None
                                   else 1 << 62, parent=f"{run_dir}/{eid}"))
-                step = replay_to(engine, target.at_step)
+                step = reached[eid] = replay_to(engine, target.at_step)
                 sc = engine.scenario
                 keys = [k for k in sc.participants if k not in sc.retired
                         and (not target.agents or k in target.agents)
                         and (not target.role or sc.by_key[k].role == target.role)]
                 for q in questions:
-                    rows += ask(engine, keys, q, step, cfg.seed, max_reasks)
+                    rows += ask(engine, keys, q, step, cfg.seed, max_reasks, backend)
         finally:
             if embedder is not None:
                 embedder.close()
-            stats = backend.stats()
-            backend.close()
+            stats = backend.stats() if backend is not None else {}
+            for b in (counter, backend):
+                if b is not None:
+                    b.close()
+    if not rows:
+        who = (f"--agent {', '.join(target.agents)}" if target.agents else
+               f"--role {target.role}" if target.role else "the episodes")
+        raise ValueError(f"{run_dir}: {who} selects no agent to interview")
     record = {"name": name, "run_dir": str(run_dir), "created_at": time.strftime(
                   "%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "target": {"episodes": list(target.episodes), "agents": list(target.agents),
                          "role": target.role, "at_step": target.at_step},
+              "steps_reached": reached,  # an --at-step past an episode's end: its end
               "questions": [q.__dict__ for q in questions], "overrides": list(overrides),
               "max_reasks": max_reasks, "answers": len(rows),
               "failed": sum(1 for r in rows if not r["ok"]), "backend_stats": stats}

@@ -64,7 +64,13 @@ def _env_secrets() -> list[str]:
 
 #: A value that names a setting (a ``set`` intervention's ``key: scenario.topic``) is no
 #: secret, whatever its key is called.
-SETTING_NAME_RE = re.compile(r"^scenario\.[A-Za-z_][A-Za-z0-9_]*$")
+SETTING_NAME_RE = re.compile(r"scenario\.[A-Za-z_][A-Za-z0-9_]*")
+
+
+def names_a_setting(key: str, value: Any) -> bool:
+    """A ``set`` intervention's ``key: scenario.<field>``: secret-looking by its key's
+    name, but a setting's name, not a secret."""
+    return key == "key" and isinstance(value, str) and bool(SETTING_NAME_RE.fullmatch(value))
 
 
 def secret_named(key: str, value: Any) -> bool:
@@ -72,7 +78,7 @@ def secret_named(key: str, value: Any) -> bool:
     keys hold the NAME of a variable (``api_key_env``), not its value."""
     if value is None or not SECRET_KEY_RE.search(key) or key.lower().endswith("_env"):
         return False
-    return not (isinstance(value, str) and SETTING_NAME_RE.match(value))
+    return not names_a_setting(key, value)
 
 
 def redact_secrets(obj: Any, *, _secrets: list[str] | None = None) -> Any:

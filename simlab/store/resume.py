@@ -20,6 +20,10 @@ from simlab.store.manifest import REDACTED
 
 #: Keys that may differ when resuming a run into an existing directory.
 RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes"}
+#: Keys newer than some stored runs that change what a run does: a run stored without
+#: one had this value, so resuming it with another is a different experiment.
+CHANGES_THE_WORLD: dict[str, Any] = {
+    "interventions": [], "fork": {"parent": None, "at_step": 0, "episodes": []}}
 
 
 def check_resumable(run_dir: str | Path, config: dict) -> None:
@@ -65,6 +69,9 @@ def check_resume(old: dict | None, config: dict, run_dir: Path) -> None:
         return
     stored = migrated(old.get("config", {}))
     before = {k: v for k, v in stored.items() if k not in RESUMABLE_KEYS}
+    for key, default in CHANGES_THE_WORLD.items():  # a run stored before they existed
+        before.setdefault(key, default)             # had none
+
     now = {k: v for k, v in config.items() if k not in RESUMABLE_KEYS}
     if not same(before, now):
         # keys a newer simlab added (in now only) are not compared, so never named
