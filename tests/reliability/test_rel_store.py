@@ -169,7 +169,8 @@ def test_commit_record_lists_every_table_with_its_rows(tmp_path):
     ep = tmp_path / "episodes" / "ep00000"
     record = json.loads((ep / "_commit.json").read_text())["rows"]
     assert record == {name: pl.read_parquet(ep / name).height for name in record}
-    assert set(record) == {"events.parquet", "agents.parquet", "episode.parquet"}
+    assert set(record) == {"events.parquet", "agents.parquet", "episode.parquet",
+                           "calls.parquet"}  # calls: the call journal a fork replays
 
 
 def test_a_run_made_before_this_change_resumes(tmp_path, capsys):
