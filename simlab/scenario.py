@@ -202,11 +202,13 @@ class Scenario(mesa.Model):
 
     def admit(self, persona: Persona, role: str, connect: Sequence[str]) -> PersonaAgent:
         """Add ``persona`` mid-episode, linked to ``connect`` (``add_agent``)."""
-        raise NotImplementedError(f"the {self.name} scenario cannot add agents")
+        raise ValueError(f"the {self.name} scenario cannot add agents (it does not list "
+                         f"add_agent in intervention_kinds)")
 
     def retire(self, key: str) -> None:
         """Take agent ``key`` out of the episode from now on (``remove_agent``)."""
-        raise NotImplementedError(f"the {self.name} scenario cannot remove agents")
+        raise ValueError(f"the {self.name} scenario cannot remove agents (it does not "
+                         f"list remove_agent in intervention_kinds)")
 
     def graph_changed(self) -> None:
         """The graph's edges changed (an intervention): drop what was derived from them."""

@@ -8,8 +8,6 @@ run skips :meth:`RunStore.completed_episodes` without redoing or losing finished
 
 from __future__ import annotations
 
-import io
-import json
 import numbers
 import os
 import re
@@ -24,6 +22,7 @@ import polars as pl
 
 from simlab.events import EVENT_COLUMNS, Event
 from simlab.store import lock as run_lock
+from simlab.store.calls import CALLS_FILE, CALLS_SCHEMA
 from simlab.store.manifest import (
     StoreError,
     atomic_write_json,
@@ -32,14 +31,13 @@ from simlab.store.manifest import (
     redact_secrets,
 )
 from simlab.store.reserve import hold_reserve, release
+from simlab.store.tables import flatten_row, typed_frame, write_synced
 
 MANIFEST = "manifest.json"
 EPISODES_DIR = "episodes"
 STAGING_DIR = ".staging"
 BROKEN_DIR = ".broken"
 EVENTS_FILE, AGENTS_FILE, EPISODE_FILE = "events.parquet", "agents.parquet", "episode.parquet"
-#: The episode's call journal (``simlab.research.journal``): what a fork replays.
-CALLS_FILE = "calls.parquet"
 #: Written last into each staged episode: every file with its row count, so a resume can
 #: tell a whole committed episode from one whose files were truncated or lost.
 COMMIT_FILE = "_commit.json"
@@ -87,12 +85,6 @@ AGENTS_SCHEMA = pl.Schema(
         "persona_id": pl.String,
     }
 )
-CALLS_SCHEMA = pl.Schema({
-    "n": pl.Int64, "step": pl.Int64, "tag": pl.String, "request": pl.String,
-    "text": pl.String, "parsed": pl.String, "error": pl.String, "transient": pl.Boolean,
-    "fatal": pl.Boolean, "finish_reason": pl.String, "model": pl.String,
-    "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64, "latency_s": pl.Float64,
-    "cost_usd": pl.Float64, "attempts": pl.Int64, "cached": pl.Boolean})
 _LIST_COLUMNS = frozenset({"participants"})  # string lists kept as List(String)
 _CORE_FILES = frozenset({EVENTS_FILE, AGENTS_FILE, EPISODE_FILE, CALLS_FILE})
 _TABLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -129,53 +121,6 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise StoreError(f"{path}: manifest is not a JSON object")
     return data
-
-
-def _flatten(row: Mapping[str, Any], keep_lists: frozenset[str] = frozenset()) -> dict:
-    """Nested values become JSON text in ``<key>_json`` so tables stay flat and concat."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in keep_lists and isinstance(value, list | tuple):
-            out[key] = [str(v) for v in value]
-        elif isinstance(value, Mapping | list | tuple | set | frozenset):
-            if isinstance(value, set | frozenset):
-                value = sorted(value, key=str)
-            out[f"{key}_json"] = json.dumps(value, sort_keys=True, ensure_ascii=False)
-        else:
-            out[key] = value
-    return out
-
-
-def _frame(rows: list[dict], schema: pl.Schema, where: str) -> pl.DataFrame:
-    """Rows to a frame, known columns typed by ``schema`` and the rest inferred."""
-    present = {k for r in rows for k in r}
-    try:
-        df = pl.DataFrame(
-            rows,
-            schema_overrides={k: t for k, t in schema.items() if k in present},
-            infer_schema_length=None,
-        )
-    except Exception as exc:  # polars raises several types for mixed or bad values
-        raise StoreError(f"{where}: cannot build table ({exc})") from exc
-    missing = [k for k in schema if k not in df.columns]
-    if missing:
-        df = df.with_columns(pl.lit(None, dtype=schema[k]).alias(k) for k in missing)
-    order = [k for k in schema if k in df.columns]
-    return df.select(order + [c for c in df.columns if c not in schema])
-
-
-def _write_synced(df: pl.DataFrame, path: Path) -> None:
-    """Write and fsync one table. Encoded in memory first, so that a full disk surfaces
-    as ``OSError(ENOSPC)`` naming the file (polars reports it as a Parquet thrift error)."""
-    buf = io.BytesIO()
-    df.write_parquet(buf)
-    try:
-        with open(path, "wb") as fh:
-            fh.write(buf.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 class RunStore:
@@ -296,33 +241,35 @@ class RunStore:
         if final.exists():
             raise StoreError(f"{final}: episode already committed")
         events_df = self._events_frame(episode_id, events, where)
-        agents_rows = [{"episode_id": episode_id, **_flatten(a)} for a in agents]
-        agents_df = _frame(agents_rows, AGENTS_SCHEMA, f"{where} agents")
+        agents_rows = [{"episode_id": episode_id, **flatten_row(a)} for a in agents]
+        agents_df = typed_frame(agents_rows, AGENTS_SCHEMA, f"{where} agents")
         ep = {"episode_id": episode_id, **episode}
         if ep["episode_id"] != episode_id:
             raise StoreError(f"{where}: episode row has episode_id {ep['episode_id']!r}")
         index = ep.get("episode_index")
         if not isinstance(index, numbers.Integral) or isinstance(index, bool):
             raise StoreError(f"{where}: episode row needs an int 'episode_index'")
-        episode_df = _frame([_flatten(ep, _LIST_COLUMNS)], EPISODES_SCHEMA, f"{where} episode")
+        episode_df = typed_frame([flatten_row(ep, _LIST_COLUMNS)], EPISODES_SCHEMA,
+                                 f"{where} episode")
         extra = {}
         for name, rows in (tables or {}).items():
             if not _TABLE_NAME_RE.match(name) or f"{name}.parquet" in _CORE_FILES:
                 raise StoreError(f"{where}: bad scenario table name {name!r}")
-            extra[name] = _frame([{"episode_id": episode_id, **_flatten(r)} for r in rows],
-                                 pl.Schema({"episode_id": pl.String}), f"{where} table {name}")
+            extra[name] = typed_frame(
+                [{"episode_id": episode_id, **flatten_row(r)} for r in rows],
+                pl.Schema({"episode_id": pl.String}), f"{where} table {name}")
 
         if calls is not None:
-            extra[CALLS_FILE[:-8]] = _frame(calls, CALLS_SCHEMA, f"{where} calls")
+            extra[CALLS_FILE[:-8]] = typed_frame(calls, CALLS_SCHEMA, f"{where} calls")
         stage = self.staging_dir / episode_id
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         try:
-            _write_synced(events_df, stage / EVENTS_FILE)
-            _write_synced(agents_df, stage / AGENTS_FILE)
-            _write_synced(episode_df, stage / EPISODE_FILE)
+            write_synced(events_df, stage / EVENTS_FILE)
+            write_synced(agents_df, stage / AGENTS_FILE)
+            write_synced(episode_df, stage / EPISODE_FILE)
             for name, df in extra.items():
-                _write_synced(df, stage / f"{name}.parquet")
+                write_synced(df, stage / f"{name}.parquet")
             rows = {EVENTS_FILE: events_df.height, AGENTS_FILE: agents_df.height,
                     EPISODE_FILE: 1, **{f"{n}.parquet": df.height for n, df in extra.items()}}
             atomic_write_json(stage / COMMIT_FILE, {"rows": rows})
