@@ -324,7 +324,8 @@ def audience_of(sc: Scenario, iv: Intervention) -> tuple[str, ...]:
     if form == "group":
         attr, wanted = arg
         return tuple(k for k in present if persona_label(sc.by_key[k].persona, attr) == wanted)
-    return tuple(k for k in present if k in set(arg))
+    chosen = set(arg)
+    return tuple(k for k in present if k in chosen)
 
 
 def apply_all(engine: TickEngine, due: Sequence[Intervention], step: int) -> None:
