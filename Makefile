@@ -10,12 +10,12 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install run test test-fast lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU torch for the transformers backend's tests (a bare `torch` would be a CUDA build)
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,transformers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,transformers]'
 	touch $@
 
 install: $(BIN)/.installed

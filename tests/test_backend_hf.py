@@ -85,6 +85,17 @@ def test_adapter_matches_installed_transformers_and_gguf() -> None:
                         f"{checked}: re-check simlab/backends/hf_adapter.py and add it")
 
 
+def test_install_pins_only_checked_versions() -> None:
+    """``make install`` installs (constraints.txt) a version the adapter was checked against."""
+    from simlab.backends import hf_adapter
+
+    text = (Path(__file__).resolve().parents[1] / "constraints.txt").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, flags=re.MULTILINE))
+    assert set(pins) == set(hf_adapter.CHECKED_VERSIONS)
+    for package, pinned in pins.items():
+        assert pinned in hf_adapter.CHECKED_VERSIONS[package], package
+
+
 def _module_from(path: Path, source: str) -> Any:
     import importlib.util
 

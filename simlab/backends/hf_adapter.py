@@ -8,7 +8,8 @@ memoised versions on the ``gguf`` module (~4x faster import). That works only be
 ``transformers.modeling_gguf_pytorch_utils`` looks them up on ``gguf`` at call time
 (``from gguf import …`` inside its functions); :func:`supported` checks exactly that.
 
-Checked against ``CHECKED_VERSIONS``;
+Checked against ``CHECKED_VERSIONS`` (``make install`` pins one of each in
+``constraints.txt``);
 ``tests/test_backend_hf.py::test_adapter_matches_installed_transformers_and_gguf`` fails
 loudly if an upgrade moves any of it.
 """
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 CHECKED_VERSIONS: dict[str, tuple[str, ...]] = {
-    "transformers": ("5.24.0",),
+    "transformers": ("5.24.0", "5.25.0"),
     "gguf": ("0.19.0",),
 }
 #: The gguf functions swapped while loading, and how transformers imports each.
