@@ -59,6 +59,9 @@ class Scenario(mesa.Model):
     #: need :meth:`admit` and :meth:`retire`.
     intervention_kinds: ClassVar[frozenset[str]] = frozenset(
         {"broadcast", "set", "persona", "add_edges", "remove_edges"})
+    #: The numbers an intervention's ``when:`` condition may test
+    #: (:mod:`simlab.research.conditions`); :meth:`indicators` gives their values.
+    indicator_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ScenarioConfig | None = None, *, episode_id: str = "ep00000",
                  episode_index: int = 0, seed: int = 0) -> None:
@@ -212,6 +215,11 @@ class Scenario(mesa.Model):
 
     def graph_changed(self) -> None:
         """The graph's edges changed (an intervention): drop what was derived from them."""
+
+    def indicators(self) -> dict[str, object]:
+        """The :attr:`indicator_names` as the ticks so far left them, for ``when:``
+        conditions; derived from state, so as deterministic as the run."""
+        return {}
 
     # --------------------------------------------------------------- helpers
     def add_agent(self, persona: Persona, role: str) -> PersonaAgent:

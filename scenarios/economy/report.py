@@ -28,6 +28,12 @@ METRICS = ("welfare_utilitarian", "welfare_inverse_income", "gini_pretax", "gini
            "revenue", "mean_hours")
 
 
+#: The numbers of the last ``ticks`` row that ``when:`` conditions may test.
+INDICATORS = ("n_failed", "labour_supply", "mean_hours", "pretax_mean", "posttax_mean",
+              "gini_pretax", "gini_posttax", "revenue", "rebate", "effective_rate",
+              "welfare_utilitarian", "welfare_inverse_income", "top_rate", "mean_rate")
+
+
 def tick_row(tick: int, year: int, planner: str, s: Settlement, schedule: TaxSchedule,
              n_failed: int, income_floor: float) -> dict[str, Any]:
     w_util, w_inv = welfare(s.utility, s.pretax, income_floor)

@@ -32,6 +32,7 @@ from scenarios.economy.planner import (
     year_summary,
 )
 from scenarios.economy.report import (
+    INDICATORS,
     labour_rows,
     schedule_rows,
     summarize_economy,
@@ -61,6 +62,7 @@ from simlab.actions import Interpretation, Outcome, PendingEvent
 from simlab.agents import PersonaAgent
 from simlab.backends.base import ChatRequest, ChatResponse, Message
 from simlab.personas.model import Persona
+from simlab.research.conditions import last_row
 from simlab.scheduler.archetypes import Archetypes, build_archetypes, cell_labels, quantile_bands
 from simlab.scheduler.phased import Phase, PhasedScenario, compact, narration, structured
 from simlab.text import persona_card
@@ -81,6 +83,7 @@ class EconomyScenario(PhasedScenario):
 
     settable = ("tax_schedule", "flat_rate", "brackets", "rates", "temperature", "top_p",
                 "max_tokens")
+    indicator_names = INDICATORS
 
     def reconfigure(self, key: str) -> None:
         """A new schedule setting replaces the schedule in force (planners adjust from
@@ -386,6 +389,9 @@ class EconomyScenario(PhasedScenario):
             "n_workers": len(self.workers), "n_calls_per_period": len(self.actors),
             **tick_means(self.rows["ticks"]), "final_rates": list(self.schedule.rates),
         }
+
+    def indicators(self) -> dict[str, object]:
+        return last_row(self.rows["ticks"], self.indicator_names)
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         return {name: rows for name, rows in self.rows.items() if rows}

@@ -36,6 +36,7 @@ from simlab.agents import PersonaAgent
 from simlab.backends.base import ChatRequest, ChatResponse, Message
 from simlab.events import UTTERANCE
 from simlab.personas.model import Persona
+from simlab.research.conditions import last_row
 from simlab.scenario import Scenario
 from simlab.scheduler.archetypes import Archetypes, build_archetypes, cell_labels, persona_label
 from simlab.scheduler.phased import Phase, PhasedScenario, compact, narration, structured
@@ -58,6 +59,8 @@ class OpinionScenario(PhasedScenario):
     append_only = ("rows",)  # appended once a tick, never changed after
     settable = ("topic", "self_weight", "post_max_chars", "temperature", "top_p", "max_tokens")
     intervention_kinds = Scenario.intervention_kinds | {"add_agent", "remove_agent"}
+    indicator_names = ("n_reported", "n_with_stance", "mean_stance", "var_stance",
+                       "bimodality", "share_extreme", "assortativity")
     config: OpinionConfig
 
     def __init__(self, config: OpinionConfig | None = None, **episode: Any) -> None:
@@ -304,6 +307,9 @@ class OpinionScenario(PhasedScenario):
             {"tick": tick, "agent_id": k, "group": self.groups[k], "stance": self.stance.get(k),
              "reported": k in reported, "degree": len(self._audiences[k])}
             for k in self.participants]
+
+    def indicators(self) -> dict[str, object]:
+        return last_row(self.rows["ticks"], self.indicator_names)
 
     # ----------------------------------------------------------- termination
     def check_termination(self) -> str | None:

@@ -132,6 +132,14 @@ def _steps(folder: Path) -> int | None:
     return steps if isinstance(steps, int) else None
 
 
+def _start(spec: Any) -> Any:
+    """The first tick an intervention spec may apply at (a conditional one: 0 unless
+    ``at`` is given); None for what is not a spec."""
+    if not isinstance(spec, dict):
+        return None
+    return spec.get("at", 0 if "when" in spec else None)
+
+
 def _check_interventions(cfg: Any, parent_config: dict, at: int) -> None:
     """Before tick K a fork must intervene exactly as its parent did, or the ticks it
     replays would not be the ones stored."""
@@ -141,15 +149,14 @@ def _check_interventions(cfg: Any, parent_config: dict, at: int) -> None:
     ours = OmegaConf.to_container(ours, resolve=True) if OmegaConf.is_config(ours) else \
         list(ours or [])
     theirs = parent_config.get("interventions") or []
-    early = [x for x in ours if isinstance(x, dict) and isinstance(x.get("at"), int)
-             and x["at"] < at]
-    before = [x for x in theirs if isinstance(x, dict) and x.get("at", at) < at]
+    early = [x for x in ours if isinstance(_start(x), int) and _start(x) < at]
+    before = [x for x in theirs if isinstance(_start(x), int) and _start(x) < at]
     if early != before:
         added = next((i for i, x in enumerate(ours) if x in early and x not in before), None)
         if added is None:  # one of the parent's was dropped or moved
             gone = next(i for i, x in enumerate(theirs) if x in before and x not in early)
             raise ForkError(f"interventions: the parent's interventions[{gone}] (at step "
-                            f"{theirs[gone].get('at')}) happened before the fork's step {at}; "
+                            f"{_start(theirs[gone])}) happened before the fork's step {at}; "
                             f"a fork keeps every intervention before its step")
         raise ForkError(f"interventions[{added}].at: a fork at step {at} cannot change what "
                         f"happened before it; intervene at step {at} or later")

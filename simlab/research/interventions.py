@@ -16,28 +16,31 @@ export all see it. Kinds:
   scenario supports them;
 - ``add_edges`` / ``remove_edges``: ``edges``, a list of ``[a, b]`` pairs.
 
-Specs are checked before the run starts, against the scenario and the population, and a
-bad one is an error naming ``interventions[i].<field>``. Applying one is deterministic
+Any of them may carry ``when: "<indicator> <op> <number>"``
+(:mod:`simlab.research.conditions`): it is then applied once, at the first tick from
+``at`` on (default 0) at which the test holds.
+
+Specs are checked here before the run starts, against the scenario and the population,
+and a bad one is an error naming ``interventions[i].<field>``; :mod:`simlab.research.apply`
+applies them. Applying one is deterministic
 and draws nothing from the RNG, so the ticks before it are unchanged, which is what a
 fork relies on.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from simlab.events import ENV, INTERVENTION
 from simlab.personas.labels import persona_label
 from simlab.personas.model import Persona, one_line
+from simlab.research.conditions import Condition, parse_condition
 
 if TYPE_CHECKING:
     from simlab.scenario import Scenario
-    from simlab.scheduler.engine import TickEngine
 
 #: kind -> (required fields, optional fields), besides ``at`` and ``kind``
 FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -73,10 +76,13 @@ class Intervention:
     role: str = ""
     connect: tuple[str, ...] = ()
     edges: tuple[tuple[str, str], ...] = ()
+    when: Condition | None = None
 
     def describe(self) -> dict[str, Any]:
         """The spec as recorded in the event's ``data``."""
         out: dict[str, Any] = {"intervention": self.index, "kind": self.kind, "at": self.at}
+        if self.when is not None:
+            out["when"] = self.when.text
         if self.kind == "broadcast":
             form, arg = self.audience
             out["audience"] = form if arg is None else {form: _plain(arg)}
@@ -109,6 +115,8 @@ def parse_interventions(items: Sequence[Any], scenario: type[Scenario],
     for i, item in enumerate(items):
         iv = _parse(i, item, known)
         _check_supported(iv, scenario)
+        if "when" in item:
+            iv = replace(iv, when=_condition(item["when"], i, scenario))
         if iv.kind == "remove_agent":
             removed.update({a: i for a in iv.agents})
         if iv.persona is not None and iv.persona.id in removed:
@@ -128,11 +136,11 @@ def _parse(i: int, item: Any, population: Mapping[str, Persona]) -> Intervention
     kind = item.get("kind")
     if kind not in FIELDS:
         raise InterventionError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
-    at = item.get("at")
+    at = item.get("at", 0 if "when" in item else None)
     if isinstance(at, bool) or not isinstance(at, int) or at < 0:
         raise InterventionError(f"{where}.at: must be a tick, an integer >= 0, got {at!r}")
     required, optional = FIELDS[kind]
-    for name in sorted(set(item) - required - optional - {"at", "kind"}):
+    for name in sorted(set(item) - required - optional - {"at", "kind", "when"}):
         raise InterventionError(f"{where}.{name}: not a field of a {kind} intervention "
                                 f"(its fields: at, kind, {', '.join(sorted(required | optional))})")
     for name in sorted(required - set(item)):
@@ -286,6 +294,14 @@ def _check_supported(iv: Intervention, scenario: type[Scenario]) -> None:
                                 f"scenario.{iv.key} during an episode (it can set: {can})")
 
 
+def _condition(text: Any, i: int, scenario: type[Scenario]) -> Condition:
+    try:
+        return parse_condition(text, f"interventions[{i}].when", scenario.indicator_names,
+                               scenario.name)
+    except ValueError as exc:
+        raise InterventionError(str(exc)) from None
+
+
 def check_values(interventions: Sequence[Intervention], scenario: Scenario) -> None:
     """Each ``set`` value against the scenario's config (its types and checks), and
     each kind against the scenario's settings."""
@@ -310,75 +326,3 @@ def check_values(interventions: Sequence[Intervention], scenario: Scenario) -> N
                         from None
     finally:
         scenario.config = config
-
-
-# ------------------------------------------------------------------- applying
-def audience_of(sc: Scenario, iv: Intervention) -> tuple[str, ...]:
-    """The agents of this episode a broadcast reaches, in participant order."""
-    form, arg = iv.audience
-    present = [k for k in sc.participants if k not in sc.retired]
-    if form == "all":
-        return tuple(present)
-    if form == "role":
-        return tuple(k for k in present if sc.by_key[k].role == arg)
-    if form == "group":
-        attr, wanted = arg
-        return tuple(k for k in present if persona_label(sc.by_key[k].persona, attr) == wanted)
-    chosen = set(arg)
-    return tuple(k for k in present if k in chosen)
-
-
-def apply_all(engine: TickEngine, due: Sequence[Intervention], step: int) -> None:
-    """Apply ``due`` in order at the start of tick ``step``, each recorded as an event."""
-    sc = engine.scenario
-    for iv in due:
-        data = iv.describe()
-        audience: tuple[str, ...] = ()
-        content = ""
-        if iv.kind == "broadcast":
-            audience = audience_of(sc, iv)
-            content = iv.text
-        else:
-            content, outcome = _apply(sc, iv)
-            data.update(outcome)
-        sc.log.append(step=step, speaker=ENV, audience=audience, kind=INTERVENTION,
-                      content=content, data=json.dumps(data, ensure_ascii=False))
-    engine.refresh_agents()
-
-
-def _apply(sc: Scenario, iv: Intervention) -> tuple[str, dict[str, Any]]:
-    """Apply a non-broadcast intervention; its event text and what it did."""
-    here = [a for a in iv.agents if a in sc.by_key and a not in sc.retired]
-    if iv.kind == "set":
-        sc.config = sc.config_with(iv.key, iv.value)
-        sc.reconfigure(iv.key)
-        return f"scenario.{iv.key} = {iv.value!r}", {}
-    if iv.kind == "persona":
-        for key in here:
-            agent = sc.by_key[key]
-            agent.persona = changed_persona(agent.persona, iv.field, iv.value,
-                                            f"interventions[{iv.index}].value")
-            sc.persona_changed(key)
-        return f"{iv.field} of {', '.join(here) or 'no agent here'} = {iv.value!r}", \
-            {"applied": here}
-    if iv.kind == "add_agent":
-        assert iv.persona is not None
-        if iv.persona.id in sc.by_key:
-            return f"{iv.persona.id} is already here", {"applied": []}
-        connect = [k for k in iv.connect if k in sc.by_key and k not in sc.retired]
-        agent = sc.admit(iv.persona, iv.role, connect)
-        return f"{agent.key} joins", {"applied": [agent.key], "connected": connect}
-    if iv.kind == "remove_agent":
-        for key in here:
-            sc.retire(key)
-            sc.retired.add(key)
-        return f"{', '.join(here) or 'no agent here'} leave(s)", {"applied": here}
-    edges = [(a, b) for a, b in iv.edges if a in sc.by_key and b in sc.by_key
-             and a not in sc.retired and b not in sc.retired]
-    if iv.kind == "add_edges":
-        sc.graph.add_edges_from(edges)
-    else:
-        sc.graph.remove_edges_from(edges)
-    sc.graph_changed()
-    verb = "added" if iv.kind == "add_edges" else "removed"
-    return f"{len(edges)} edge(s) {verb}", {"applied": [list(e) for e in edges]}

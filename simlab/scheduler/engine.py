@@ -120,11 +120,12 @@ class TickEngine:
     # -- schedule
     def schedule(self, step: int) -> list[str]:
         self.step = step
-        due = [i for i in self.interventions if i.at == step]
-        if due:
-            from simlab.research.interventions import apply_all
+        if self.interventions:
+            from simlab.research.apply import apply_all, due
 
-            apply_all(self, due, step)
+            now = due(self.interventions, self.scenario, step)
+            if now:
+                apply_all(self, now, step)
         actors = self.policy.select(self.scenario, step)
         unknown = [a for a in actors if a not in self.scenario.by_key]
         if unknown:
