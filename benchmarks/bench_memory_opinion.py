@@ -59,9 +59,13 @@ def report(out: Path, policy: str, wall: float, days: int) -> str:
     mean = dict(zip(*mean.sort("step").to_dict(as_series=False).values(), strict=True))
     first, last = mean[min(mean)], mean[max(mean)]
     memory = ev.filter(pl.col("kind") == "memory").height
+    # an event's tokens are summed over its attempts: the largest prompt sent is the
+    # largest of the events made in one attempt
+    largest = calls.filter(pl.col("attempts") == 1)["prompt_tokens"].max()
+    reasked = calls.filter(pl.col("attempts") > 1).height
     return (f"| {policy} | {manifest['status']} | {wall:.0f} s | {calls.height} "
-            f"({memory} memory) | {failures.height} ({overflow} overflow) | "
-            f"{calls['prompt_tokens'].max()} | {first:.0f} | {last:.0f} |")
+            f"({memory} memory, {reasked} re-asked) | {failures.height} ({overflow} overflow) "
+            f"| {largest} | {first:.0f} | {last:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> None:
