@@ -71,10 +71,18 @@ def compose(*overrides: str):
 
 
 _RELIABILITY = Path(__file__).resolve().parent / "reliability"
+#: notebooks (run by nbmake) that run the embedded model; a conftest.py beside them
+#: would shadow this one's ``from conftest import …`` in the tests
+_EMBEDDED_NOTEBOOKS = frozenset({"research_loop.ipynb"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything under ``tests/reliability/`` is the reliability suite (part of CI)."""
+    """Everything under ``tests/reliability/`` is the reliability suite (part of CI); the
+    notebooks that run the embedded model are ``embedded``, so ``make test-fast`` leaves
+    them out. (This hook sees every collected item, the notebooks' too.)"""
     for item in items:
-        if _RELIABILITY in Path(str(item.fspath)).resolve().parents:
+        path = Path(str(item.fspath)).resolve()
+        if _RELIABILITY in path.parents:
             item.add_marker(pytest.mark.reliability)
+        if path.name in _EMBEDDED_NOTEBOOKS and path.parent.name == "notebooks":
+            item.add_marker(pytest.mark.embedded)
