@@ -80,7 +80,6 @@ class EconomyScenario(PhasedScenario):
     config_class = EconomyConfig
     append_only = ("rows", "history")  # appended once a tick, never changed after
     config: EconomyConfig
-
     settable = ("tax_schedule", "flat_rate", "brackets", "rates", "temperature", "top_p",
                 "max_tokens")
     indicator_names = INDICATORS
