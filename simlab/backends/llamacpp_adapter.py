@@ -50,6 +50,9 @@ def _cache_missing(llama_cpp: Any) -> list[str]:
     model = getattr(getattr(llama_cpp, "_internals", None), "LlamaModel", None)
     missing += [f"_internals.LlamaModel.{name}" for name in ("token_get_text", "add_bos_token")
                 if not callable(getattr(model, name, None))]
+    grammar = getattr(llama_cpp, "llama_grammar", None)
+    if not callable(getattr(grammar, "json_schema_to_gbnf", None)):
+        missing.append("llama_grammar.json_schema_to_gbnf")
     return missing
 
 
@@ -145,3 +148,13 @@ def token_text(llm: Any, token: int) -> str:
 def adds_bos(llm: Any) -> bool:
     """Whether the model asks for a BOS token at the start of a prompt."""
     return bool(llm._model.add_bos_token())
+
+
+def model_pointer(llm: Any) -> Any:
+    """The ``llama_model *`` of a loaded ``Llama`` (the batch engine's contexts share it)."""
+    return llm._model.model
+
+
+def grammar_text(llama_cpp: Any, schema_json: str) -> str:
+    """The GBNF grammar llama-cpp-python derives from a JSON schema."""
+    return llama_cpp.llama_grammar.json_schema_to_gbnf(schema_json)

@@ -1,0 +1,379 @@
+"""Batched, KV-keeping decoding on llama.cpp's low-level API: the embedded fast path.
+
+One llama context holds ``parallel`` KV *streams* (``kv_unified = False``: each sequence
+attends only to its own cells, laid out from cell 0 as a cold evaluation lays them out).
+A tick's requests run as continuous batches: each request takes a free stream, evaluates
+only the part of its prompt whose KV is not already there (the agent's own last view,
+resident or restored from a saved state, or a prefix it shares with other requests of
+the tick), and then every unfinished sequence advances one token per ``llama_decode``.
+
+Why the output does not depend on what else ran: with flash attention off, llama.cpp's
+CPU kernels give a token's KV and logits bit for bit whatever the split of its prompt
+into calls, the other rows in its batch, or its stream (measured: logits differ by 0.0;
+with flash attention on, re-splitting a prompt moves them by up to 1.2). So keeping KV
+changes no text: the same request and seed give the same text in any order, alone or
+batched (``tests/test_llamacpp_batch.py`` checks it on the machine it runs on).
+
+Saved states (``llama_state_seq_get_data``) live in host memory under a byte cap with
+LRU eviction; :class:`KVStats` counts reuse, restores and evictions.
+
+Checked against llama-cpp-python 0.3.36 (:data:`CHECKED_VERSIONS`); only this module
+and :mod:`simlab.backends.llamacpp_adapter` touch llama_cpp beneath ``Llama``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from simlab.backends.llamacpp_kv import KVStats, Saved, SavedStates, common_prefix
+
+CHECKED_VERSIONS = ("0.3.36",)
+_SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
+_PENALTY_LAST_N = 64  # as llama-cpp-python's last_n_tokens_size
+
+
+@dataclass(frozen=True, slots=True)
+class SeqRequest:
+    """One prompt to complete; ``key`` names whose KV it may keep (the agent), if any."""
+
+    tokens: tuple[int, ...]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    seed: int
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+    key: str | None = None
+
+
+@dataclass(slots=True)
+class SeqResult:
+    """What one sequence produced; ``evaluated`` counts prompt tokens actually computed."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: str
+    prompt_tokens: int
+    evaluated: int
+    error: str = ""
+
+
+@dataclass(slots=True)
+class _Stream:
+    """A KV stream: whose tokens it holds, and whether they are also saved."""
+
+    sid: int
+    key: str | None = None
+    tokens: list[int] = field(default_factory=list)
+    saved: bool = True  # nothing unsaved (an empty stream has nothing to lose)
+    used_at: int = 0
+
+
+@dataclass(slots=True)
+class _Live:
+    """A sequence being decoded."""
+
+    index: int
+    request: SeqRequest
+    stream: _Stream
+    sampler: Any
+    evaluated: int
+    out: list[int] = field(default_factory=list)
+    pieces: bytearray = field(default_factory=bytearray)
+    last_logit_row: int = -1
+    done: str = ""
+
+
+class BatchEngine:
+    """Continuous batched decoding over per-agent KV streams on one llama context.
+
+    Args:
+        llama_cpp: the imported ``llama_cpp`` package.
+        model: a loaded ``llama_model`` pointer (shared with a ``Llama`` for tokenizing).
+        n_ctx: context per sequence (each stream has this many cells).
+        parallel: sequences decoded together (KV streams).
+        n_batch: most tokens per ``llama_decode`` while evaluating a prompt.
+        n_threads: CPU threads.
+        cache_bytes: cap on saved agent states in host memory (LRU beyond it).
+        share_prefix: evaluate a prefix several requests share once (tokens, 0: off).
+    """
+
+    def __init__(self, llama_cpp: Any, model: Any, *, n_ctx: int, parallel: int,
+                 n_batch: int, n_threads: int, cache_bytes: int,
+                 share_prefix: int = 64) -> None:
+        self._ll = ll = llama_cpp
+        self.n_ctx, self.parallel, self.n_batch = n_ctx, parallel, n_batch
+        self.cache_bytes, self.share_prefix = cache_bytes, share_prefix
+        params = ll.llama_context_default_params()
+        params.n_ctx = n_ctx * parallel
+        params.n_batch = params.n_ubatch = max(self.n_batch, parallel)
+        params.n_seq_max = parallel
+        params.kv_unified = False
+        params.n_threads = params.n_threads_batch = n_threads
+        params.no_perf = True
+        # Flash attention's CPU kernel tiles queries by batch shape, so splitting a prompt
+        # differently moves logits by up to ~1.2; the plain path is exact under any split.
+        params.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self._ctx = ll.llama_init_from_model(model, params)
+        if not self._ctx:
+            raise RuntimeError(f"llama.cpp could not create a context of {params.n_ctx} cells "
+                               f"for {parallel} sequences")
+        self._mem = ll.llama_get_memory(self._ctx)
+        self._vocab = ll.llama_model_get_vocab(model)
+        self._n_vocab = ll.llama_vocab_n_tokens(self._vocab)
+        self._batch = ll.llama_batch_init(params.n_batch, 0, 1)
+        self._streams = [_Stream(i) for i in range(parallel)]
+        self.stats = KVStats()
+        self._saved = SavedStates(cache_bytes, self.stats)
+        self._clock = 0
+        self._last_row = 0
+        self._piece = ctypes.create_string_buffer(256)
+
+    # ------------------------------------------------------------------ public
+
+    def run(self, requests: Sequence[SeqRequest]) -> list[SeqResult]:
+        """Complete every request; per-request failures come back as results."""
+        results: list[SeqResult | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        shared = self._shared_prefixes(requests)
+        live: list[_Live] = []
+        busy: set[int] = set()
+        while pending or live:
+            while pending and len(live) < self.parallel:
+                i = pending.pop(0)
+                try:
+                    live.append(self._start(i, requests[i], busy, shared))
+                except Exception as exc:  # this request fails; the others go on
+                    results[i] = SeqResult("", [], "error", len(requests[i].tokens), 0,
+                                           f"{type(exc).__name__}: {exc}")
+            for seq in [s for s in live if s.done]:
+                results[seq.index] = self._finish(seq, busy)
+                live.remove(seq)
+            if live:
+                self._step([s for s in live if not s.done])
+                for seq in [s for s in live if s.done]:
+                    results[seq.index] = self._finish(seq, busy)
+                    live.remove(seq)
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        if self._ctx:
+            self._ll.llama_batch_free(self._batch)
+            self._ll.llama_free(self._ctx)
+            self._ctx = None
+        self._saved.clear()
+
+    # ------------------------------------------------------------------ KV sources
+
+    def _shared_prefixes(self, requests: Sequence[SeqRequest]) -> dict[int, tuple[int, ...]]:
+        """For each request, a prefix it shares with another of this tick that is longer
+        (by ``share_prefix`` tokens) than any KV it could keep of its own."""
+        if not self.share_prefix or len(requests) < 2:
+            return {}
+        own = [self._own_reuse(r) for r in requests]
+        out: dict[int, tuple[int, ...]] = {}
+        order = sorted(range(len(requests)), key=lambda i: requests[i].tokens)
+        for a, b in itertools.pairwise(order):
+            n = common_prefix(requests[a].tokens, requests[b].tokens)
+            n = min(n, len(requests[a].tokens) - 2, len(requests[b].tokens) - 2)
+            for i in (a, b):
+                if n >= own[i] + self.share_prefix and n > len(out.get(i, ())):
+                    out[i] = requests[i].tokens[:n]
+        return out
+
+    def _own_reuse(self, r: SeqRequest) -> int:
+        if r.key is None:
+            return 0
+        for s in self._streams:
+            if s.key == r.key:
+                return common_prefix(s.tokens, r.tokens)
+        saved = self._saved.peek(r.key)
+        return common_prefix(saved.tokens, r.tokens) if saved else 0
+
+    def _save(self, stream: _Stream) -> None:
+        if stream.saved or stream.key is None or not stream.tokens:
+            stream.saved = True
+            return
+        ll = self._ll
+        size = ll.llama_state_seq_get_size(self._ctx, stream.sid)
+        buf = (ctypes.c_uint8 * size)()
+        n = ll.llama_state_seq_get_data(self._ctx, buf, size, stream.sid)
+        self._saved.put(stream.key, Saved(tuple(stream.tokens), bytes(buf[:n])))
+        stream.saved = True
+
+    def _restore(self, stream: _Stream, saved: Saved) -> bool:
+        ll = self._ll
+        ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
+        buf = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
+        if ll.llama_state_seq_set_data(self._ctx, buf, len(saved.data), stream.sid) == 0:
+            ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
+            stream.tokens = []
+            return False
+        stream.tokens = list(saved.tokens)
+        return True
+
+    def _claim(self, key: str | None, busy: set[int]) -> _Stream:
+        """The stream for ``key``: its own if resident, else the least recently used
+        free one (whose unsaved KV is saved first)."""
+        self._clock += 1
+        if any(s.key == key for s in self._streams if s.sid in busy):
+            key = None  # the same agent twice in a batch: the second keeps nothing
+        free = [s for s in self._streams if s.sid not in busy]
+        mine = next((s for s in free if key is not None and s.key == key), None)
+        stream = mine or min(free, key=lambda s: (s.key is not None, s.used_at))
+        if mine is None:
+            self._save(stream)
+            stream.key, stream.tokens, stream.saved = key, [], True
+            self._ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
+        stream.used_at = self._clock
+        busy.add(stream.sid)
+        return stream
+
+    # ------------------------------------------------------------------ one sequence
+
+    def _start(self, index: int, r: SeqRequest, busy: set[int],
+               shared: dict[int, tuple[int, ...]]) -> _Live:
+        n = len(r.tokens)
+        if n < 1:
+            raise ValueError("empty prompt")
+        if n + r.max_tokens > self.n_ctx:
+            raise ValueError(f"prompt of {n} tokens + max_tokens {r.max_tokens} exceeds "
+                             f"n_ctx {self.n_ctx}")
+        stream = self._claim(r.key, busy)
+        resident = bool(stream.tokens)
+        keep = common_prefix(stream.tokens, r.tokens)
+        saved = self._saved.get(r.key)
+        if saved is not None and common_prefix(saved.tokens, r.tokens) > keep:
+            if self._restore(stream, saved):
+                keep, resident = common_prefix(stream.tokens, r.tokens), False
+                self.stats.restores += 1
+        elif resident and keep:
+            self.stats.resident_hits += 1
+        prefix = shared.get(index, ())
+        if len(prefix) > keep:
+            keep = self._from_shared(stream, prefix)
+        keep = min(keep, n - 1)
+        self._ll.llama_memory_seq_rm(self._mem, stream.sid, keep, -1)
+        del stream.tokens[keep:]
+        stream.saved = False
+        self._evaluate(stream, list(r.tokens[keep:]))
+        self.stats.requests += 1
+        self.stats.prompt_tokens += n
+        self.stats.evaluated_tokens += n - keep
+        seq = _Live(index, r, stream, self._sampler(r), n - keep)
+        seq.last_logit_row = self._last_row
+        self._sample(seq)
+        return seq
+
+    def _from_shared(self, stream: _Stream, prefix: tuple[int, ...]) -> int:
+        """Put ``prefix``'s KV in ``stream``: from the saved shared state, or evaluated
+        now and saved for the other requests that share it."""
+        key = f"\0prefix:{hash(prefix)}:{len(prefix)}"
+        saved = self._saved.get(key)
+        if saved is not None and saved.tokens == prefix and self._restore(stream, saved):
+            return len(prefix)
+        self._ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
+        stream.tokens = []
+        self._evaluate(stream, list(prefix), logits=False)
+        self.stats.shared_prefixes += 1
+        self.stats.evaluated_tokens += len(prefix)
+        owner, stream.key = stream.key, key
+        stream.saved = False
+        self._save(stream)
+        stream.key = owner
+        return len(prefix)
+
+    def _evaluate(self, stream: _Stream, tokens: list[int], logits: bool = True) -> None:
+        """Append ``tokens`` to ``stream``'s KV in calls of up to ``n_batch``; with
+        ``logits``, the last token's row is kept for sampling (``self._last_row``)."""
+        start = len(stream.tokens)
+        for i in range(0, len(tokens), self.n_batch):
+            chunk = tokens[i:i + self.n_batch]
+            last = i + len(chunk) == len(tokens)
+            self._decode([(t, start + i + j, stream.sid, logits and last and j == len(chunk) - 1)
+                          for j, t in enumerate(chunk)])
+            self._last_row = len(chunk) - 1
+        stream.tokens.extend(tokens)
+
+    # ------------------------------------------------------------------ decoding
+
+    def _decode(self, rows: list[tuple[int, int, int, bool]]) -> None:
+        """One ``llama_decode`` of ``rows``: (token, position, sequence, wants logits)."""
+        b = self._batch
+        b.n_tokens = len(rows)
+        for k, (tok, pos, sid, want) in enumerate(rows):
+            b.token[k], b.pos[k], b.n_seq_id[k] = tok, pos, 1
+            b.seq_id[k][0] = sid
+            b.logits[k] = want
+        rc = self._ll.llama_decode(self._ctx, b)
+        self.stats.decode_calls += 1
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+
+    def _sampler(self, r: SeqRequest) -> Any:
+        ll = self._ll
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_penalties(
+            self._n_vocab, _PENALTY_LAST_N, r.repeat_penalty, 0.0, 0.0))
+        if r.grammar is not None:
+            grammar = ll.llama_sampler_init_grammar(self._vocab, r.grammar.encode(), b"root")
+            if not grammar:
+                ll.llama_sampler_free(chain)
+                raise ValueError("llama.cpp could not parse the grammar")
+            ll.llama_sampler_chain_add(chain, grammar)
+        if r.temperature <= 0.0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+        else:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(r.top_k))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(r.top_p, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(r.min_p, 1))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(r.temperature))
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(
+                r.seed % _SEED_MODULUS))
+        return chain
+
+    def _sample(self, seq: _Live) -> None:
+        """Sample ``seq``'s next token from its logits row and decide whether it is done."""
+        ll, r = self._ll, seq.request
+        tok = ll.llama_sampler_sample(seq.sampler, self._ctx, seq.last_logit_row)
+        if ll.llama_vocab_is_eog(self._vocab, tok):
+            seq.done = "stop"
+            return
+        seq.out.append(tok)
+        n = ll.llama_token_to_piece(self._vocab, tok, self._piece, 256, 0, False)
+        seq.pieces += self._piece.raw[:max(n, 0)]
+        if r.stop:
+            text = seq.pieces.decode("utf-8", errors="ignore")
+            if any(s and s in text for s in r.stop):
+                seq.done = "stop"
+                return
+        if len(seq.out) >= r.max_tokens:
+            seq.done = "length"
+
+    def _step(self, live: list[_Live]) -> None:
+        """Advance every unfinished sequence by its last sampled token, in one call."""
+        self._decode([(s.out[-1], len(s.stream.tokens), s.stream.sid, True) for s in live])
+        for k, s in enumerate(live):
+            s.stream.tokens.append(s.out[-1])
+            s.last_logit_row = k
+            self._sample(s)
+
+    def _finish(self, seq: _Live, busy: set[int]) -> SeqResult:
+        self._ll.llama_sampler_free(seq.sampler)
+        busy.discard(seq.stream.sid)
+        if seq.request.key is None:  # nobody will extend this view: free the stream
+            self._ll.llama_memory_seq_rm(self._mem, seq.stream.sid, -1, -1)
+            seq.stream.tokens, seq.stream.saved = [], True
+        text = seq.pieces.decode("utf-8", errors="ignore")
+        for s in seq.request.stop:
+            if s and s in text:
+                text = text[:text.index(s)]
+        self.stats.generated_tokens += len(seq.out)
+        return SeqResult(text, seq.out, seq.done, len(seq.request.tokens), seq.evaluated)
