@@ -51,9 +51,11 @@ def main() -> None:
     backends = {}
     for setting in ("on", "off"):
         t0 = time.perf_counter()
-        # reuse_prefix off: every prompt is evaluated in full, the same work each round
+        # the one-at-a-time path with reuse_prefix off: every prompt is evaluated in
+        # full, the same work each round, on the shipped Q4_1 file
         backends[setting] = LlamaCppBackend(n_threads=args.threads, cpu_repack=setting,
-                                            reuse_prefix=False, **SAMPLING)
+                                            reuse_prefix=False, batched=False,
+                                            weights="shipped", **SAMPLING)
         load = time.perf_counter() - t0
         backends[setting].generate(reqs[:1])  # warm
         print(f"cpu_repack={setting}: loaded in {load:.2f} s; "

@@ -39,7 +39,10 @@ def dialogue_prompts(n_turns: int) -> list[ChatRequest]:
 
 
 def via_simlab(requests: list[ChatRequest], threads: int) -> tuple[int, float]:
-    backend = wrap_backend(LlamaCppBackend(n_threads=threads, **SAMPLING))
+    # the one-at-a-time path on the shipped file: the same calls as `direct` makes
+    # (bench_batch.py measures the batch engine against itself called directly)
+    backend = wrap_backend(LlamaCppBackend(n_threads=threads, batched=False, weights="shipped",
+                                           **SAMPLING))
     backend.generate(requests[:1])  # load + warm
     t0 = time.perf_counter()
     toks = 0

@@ -89,6 +89,17 @@ class LlamaCppConfig(BackendConfig):
     # llama.cpp weight repacking: auto = off where the CPU reports AMX (its AMX kernels
     # crash there), else on; on | off force it (simlab.backends.cpu)
     cpu_repack: CpuRepack = CpuRepack.auto
+    # The batch engine: each agent keeps its KV across turns, a tick decodes as one
+    # batch (docs/backends.md). false: one request at a time, the earlier path.
+    batched: bool = True
+    parallel: int = 8  # sequences decoded together; KV memory = parallel x n_ctx cells
+    kv_cache_mb: int = 1024  # cap on saved agent KV states (LRU eviction beyond it)
+    share_prefix: int = 64  # evaluate a prefix shared in a tick once (min gain, 0: off)
+    n_gpu_layers: int = 0  # offload layers where llama-cpp-python has CUDA/Metal (-1: all)
+    # auto: load a Q8_0 copy of a Q4_1 GGUF (made once, ~/.cache/simlab/weights; llama.cpp's
+    # Q4_1 CPU kernels are slow); shipped: the file as it is; q8_0: a copy of any file
+    weights: str = "auto"
+    weights_dir: str | None = None
 
 
 @dataclass

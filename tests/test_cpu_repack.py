@@ -138,7 +138,6 @@ def test_adapter_lists_what_a_changed_package_lacks():
 @pytest.mark.embedded
 def test_embedded_model_runs_with_repacking_off_and_says_so():
     from simlab.backends.base import ChatRequest, Message
-
     from simlab.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend(cpu_repack="off", n_ctx=512)

@@ -28,9 +28,11 @@ from simlab.backends.llamacpp_adapter import (
     keep_cached,
     loaded_extra_bufts,
     model_pointer,
+    set_log_verbosity,
     token_text,
 )
 from simlab.backends.llamacpp_batch import BatchEngine, SeqRequest, SeqResult
+from simlab.backends.llamacpp_kv import KVStats, reusable_prefix
 from simlab.backends.llamacpp_model import (
     DEFAULT_FILENAME,
     DEFAULT_PACKAGE,
@@ -39,6 +41,7 @@ from simlab.backends.llamacpp_model import (
     import_llama_cpp,
     load_model,
 )
+from simlab.backends.llamacpp_weights import weights_for
 
 __all__ = ["DEFAULT_FILENAME", "DEFAULT_PACKAGE", "LlamaCppBackend", "chat_template_for",
            "default_model_path", "free_models", "load_model", "reusable_prefix"]
@@ -47,32 +50,6 @@ from simlab.backends.templating import ChatTemplate
 from simlab.backends.tokens import TemplateCounting
 
 _SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
-
-
-def reusable_prefix(
-    cached: Sequence[int], batched: int, prompt: Sequence[int], n_batch: int
-) -> int:
-    """How many leading prompt tokens may keep their cached KV, keeping output cold-exact.
-
-    llama.cpp on CPU computes a token evaluated alone in a batch differently (logits off by
-    up to ~0.9 in our checks) from one evaluated with others; batches of two or more agree
-    bit for bit. Generated tokens are evaluated alone, and so is a prompt's last token when
-    ``len(prompt) % n_batch == 1``. So reuse only batch-computed tokens, and choose the
-    cut so the suffix's batches isolate exactly the tokens a cold evaluation isolates.
-    Then the same request and seed give the same text whatever ran before.
-    """
-    n = len(prompt)
-    common = 0
-    for a, b in zip(cached[:batched], prompt, strict=False):
-        if a != b:
-            break
-        common += 1
-    keep = min(common, n - 2)
-    if n % n_batch == 1:  # cold evaluates the last token alone: make ours alone too
-        keep -= (keep + 1 - n) % n_batch
-    elif (n - keep) % n_batch == 1:
-        keep -= 1
-    return max(keep, 0)
 
 
 def chat_template_for(llm: Any, override: str | None = None) -> ChatTemplate:
@@ -112,6 +89,9 @@ class LlamaCppBackend(TemplateCounting, Backend):
         share_prefix: evaluate a prefix that requests of a tick share once, when it is at
             least this many tokens longer than what they keep of their own (0: off).
         n_gpu_layers: layers to offload where llama-cpp-python has CUDA or Metal (-1: all).
+        weights: ``auto`` (a Q8_0 copy of a Q4_1 file, whose CPU kernels are slow),
+            ``shipped`` or ``q8_0`` (see :mod:`simlab.backends.llamacpp_weights`).
+        weights_dir: where Q8_0 copies are kept (default ``~/.cache/simlab/weights``).
     """
 
     name = "llamacpp"
@@ -135,6 +115,8 @@ class LlamaCppBackend(TemplateCounting, Backend):
         kv_cache_mb: int = 1024,
         share_prefix: int = 64,
         n_gpu_layers: int = 0,
+        weights: str = "auto",
+        weights_dir: str | os.PathLike[str] | None = None,
         verbose: bool = False,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
@@ -158,7 +140,16 @@ class LlamaCppBackend(TemplateCounting, Backend):
             self.repack = decide_repack(cpu_repack)
         except ValueError as exc:
             raise BackendError(str(exc)) from None
-        self._slot, self.load_s = load_model(path, n_ctx, self.n_threads, n_batch, verbose,
+        llama_cpp = import_llama_cpp()
+        set_log_verbosity(llama_cpp, verbose)
+        try:
+            self.weights_path = weights_for(llama_cpp, path, weights,
+                                            Path(weights_dir) if weights_dir else None)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(str(exc)) from None
+        self.weights = "shipped" if self.weights_path == path else "q8_0"
+        self._slot, self.load_s = load_model(self.weights_path, n_ctx, self.n_threads,
+                                             n_batch, verbose,
                                              use_extra_bufts=self.repack.use_extra_bufts,
                                              n_gpu_layers=n_gpu_layers)
         self._chat_template = chat_template
@@ -166,6 +157,8 @@ class LlamaCppBackend(TemplateCounting, Backend):
         self._template = chat_template_for(self._llm, chat_template)
         self._grammars: dict[str, Any] = {}
         self._gbnf: dict[str, str] = {}
+        self._kv_base: KVStats | None = None  # the shared engine's counts at first use
+        self._sequential = KVStats()  # what the one-at-a-time path evaluated
 
     @property
     def model_id(self) -> str:
@@ -195,6 +188,8 @@ class LlamaCppBackend(TemplateCounting, Backend):
             **({"parallel": self.parallel, "kv_cache_mb": self.kv_cache_mb,
                 "share_prefix": self.share_prefix} if self.batched else {}),
             "n_gpu_layers": self.n_gpu_layers,
+            "weights": self.weights,
+            "weights_file": str(self.weights_path),
             "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
         }
 
@@ -206,7 +201,8 @@ class LlamaCppBackend(TemplateCounting, Backend):
         return {**super().fingerprint(), "model_file": file_identity(self.model_path),
                 **self.sampling, "n_ctx": self.n_ctx, "chat_template": self._chat_template,
                 "extra_buffer_types": self.repack.use_extra_bufts,
-                **({"batched": True} if self.batched else {})}
+                **({"batched": True} if self.batched else {}),
+                **({"weights": self.weights} if self.weights != "shipped" else {})}
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
         with self._slot.lock:
@@ -215,9 +211,13 @@ class LlamaCppBackend(TemplateCounting, Backend):
             return [self._one(r) for r in requests]
 
     def stats(self) -> dict[str, Any]:
-        """The batch engine's KV counters (reuse, restores, evictions, saved bytes)."""
-        engine = self._slot.engines.get(self._engine_key)
-        return engine.stats.as_dict() if self.batched and engine is not None else {}
+        """The batch engine's KV counters (reuse, restores, evictions, saved bytes); on
+        the one-at-a-time path, the prompt tokens it sent and evaluated."""
+        if not self.batched:
+            return self._sequential.as_dict() if self._sequential.requests else {}
+        if self._kv_base is None:
+            return {}
+        return self._engine().stats.since(self._kv_base).as_dict()
 
     @property
     def _engine_key(self) -> tuple[int, int, int, int]:
@@ -231,6 +231,8 @@ class LlamaCppBackend(TemplateCounting, Backend):
                 parallel=self.parallel, n_batch=self.n_batch, n_threads=self.n_threads,
                 cache_bytes=self.kv_cache_mb << 20, share_prefix=self.share_prefix)
             self._slot.engines[self._engine_key] = engine
+        if self._kv_base is None:
+            self._kv_base = engine.stats.copy()
         return engine
 
     def _generate_batched(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
@@ -301,6 +303,10 @@ class LlamaCppBackend(TemplateCounting, Backend):
             keep = reusable_prefix(cached_tokens(llm), slot.batched, prompt, llm.n_batch)
         keep_cached(llm, keep)
         slot.batched = 0  # until this prompt is evaluated
+        counts = self._sequential
+        counts.requests += 1
+        counts.prompt_tokens += len(prompt)
+        counts.evaluated_tokens += len(prompt) - min(keep, len(prompt) - 1)
         out = self._llm.create_completion(
             prompt=prompt,
             max_tokens=max(1, request.max_tokens),  # llama.cpp reads 0 as "until n_ctx"
@@ -314,6 +320,7 @@ class LlamaCppBackend(TemplateCounting, Backend):
         slot.batched = len(prompt)
         latency = time.perf_counter() - start
         choice, usage = out["choices"][0], out["usage"]
+        counts.generated_tokens += usage["completion_tokens"]
         text = choice["text"]
         parsed, error = None, ""
         if request.json_schema is not None:

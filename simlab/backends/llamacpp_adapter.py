@@ -158,3 +158,9 @@ def model_pointer(llm: Any) -> Any:
 def grammar_text(llama_cpp: Any, schema_json: str) -> str:
     """The GBNF grammar llama-cpp-python derives from a JSON schema."""
     return llama_cpp.llama_grammar.json_schema_to_gbnf(schema_json)
+
+
+def set_log_verbosity(llama_cpp: Any, verbose: bool) -> None:
+    """Show llama.cpp's own log lines only when ``verbose`` (errors always), as ``Llama``
+    does for itself; for low-level calls made before any ``Llama`` exists."""
+    llama_cpp._logger.set_verbose(verbose)

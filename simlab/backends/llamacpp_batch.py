@@ -25,15 +25,35 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simlab.backends.llamacpp_kv import KVStats, Saved, SavedStates, common_prefix
+from simlab.backends.llamacpp_kv import (
+    KVStats,
+    Saved,
+    SavedStates,
+    common_prefix,
+    reusable_prefix,
+)
+from simlab.backends.llamacpp_sampling import Sampler
 
 CHECKED_VERSIONS = ("0.3.36",)
-_SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
-_PENALTY_LAST_N = 64  # as llama-cpp-python's last_n_tokens_size
+_FUNCTIONS = (
+    "llama_batch_free", "llama_batch_init", "llama_context_default_params", "llama_decode",
+    "llama_free", "llama_get_memory", "llama_init_from_model", "llama_memory_seq_rm",
+    "llama_model_get_vocab", "llama_sampler_chain_add", "llama_sampler_chain_default_params",
+    "llama_sampler_chain_init", "llama_sampler_free", "llama_sampler_init_dist",
+    "llama_sampler_init_grammar", "llama_sampler_init_greedy", "llama_sampler_init_min_p",
+    "llama_sampler_init_penalties", "llama_sampler_init_temp", "llama_sampler_init_top_k",
+    "llama_sampler_init_top_p", "llama_sampler_sample", "llama_state_seq_get_data",
+    "llama_state_seq_get_size", "llama_state_seq_set_data", "llama_token_to_piece",
+    "llama_vocab_is_eog", "llama_vocab_n_tokens", "llama_sampler_apply",
+    "llama_sampler_accept", "llama_get_logits_ith", "llama_token_data",
+    "llama_token_data_array")
+_CONTEXT_FIELDS = ("n_ctx", "n_batch", "n_ubatch", "n_seq_max", "kv_unified",
+                   "flash_attn_type", "n_threads", "n_threads_batch", "no_perf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +92,7 @@ class _Stream:
     sid: int
     key: str | None = None
     tokens: list[int] = field(default_factory=list)
+    batched: int = 0  # leading tokens computed as a cold prompt evaluation computes them
     saved: bool = True  # nothing unsaved (an empty stream has nothing to lose)
     used_at: int = 0
 
@@ -83,12 +104,23 @@ class _Live:
     index: int
     request: SeqRequest
     stream: _Stream
-    sampler: Any
+    sampler: Sampler
     evaluated: int
     out: list[int] = field(default_factory=list)
     pieces: bytearray = field(default_factory=bytearray)
     last_logit_row: int = -1
     done: str = ""
+
+
+def supported(llama_cpp: Any) -> list[str]:
+    """What the engine needs from the installed llama_cpp; an empty list if all is there."""
+    missing = [f for f in _FUNCTIONS if not callable(getattr(llama_cpp, f, None))]
+    params = getattr(llama_cpp, "llama_context_params", None)
+    names = {name for name, _ in getattr(params, "_fields_", [])}
+    missing += [f"llama_context_params.{f}" for f in _CONTEXT_FIELDS if f not in names]
+    if not hasattr(llama_cpp, "LLAMA_FLASH_ATTN_TYPE_DISABLED"):
+        missing.append("LLAMA_FLASH_ATTN_TYPE_DISABLED")
+    return missing
 
 
 class BatchEngine:
@@ -108,6 +140,12 @@ class BatchEngine:
     def __init__(self, llama_cpp: Any, model: Any, *, n_ctx: int, parallel: int,
                  n_batch: int, n_threads: int, cache_bytes: int,
                  share_prefix: int = 64) -> None:
+        missing = supported(llama_cpp)
+        if missing:
+            raise RuntimeError(
+                f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')} lacks {missing}; "
+                f"the batch engine was checked against {CHECKED_VERSIONS} "
+                "(set backend.batched=false for the one-at-a-time path)")
         self._ll = ll = llama_cpp
         self.n_ctx, self.parallel, self.n_batch = n_ctx, parallel, n_batch
         self.cache_bytes, self.share_prefix = cache_bytes, share_prefix
@@ -182,20 +220,24 @@ class BatchEngine:
         order = sorted(range(len(requests)), key=lambda i: requests[i].tokens)
         for a, b in itertools.pairwise(order):
             n = common_prefix(requests[a].tokens, requests[b].tokens)
-            n = min(n, len(requests[a].tokens) - 2, len(requests[b].tokens) - 2)
+            prefix = requests[a].tokens[:n]
             for i in (a, b):
-                if n >= own[i] + self.share_prefix and n > len(out.get(i, ())):
-                    out[i] = requests[i].tokens[:n]
+                usable = self._keep(prefix, n, requests[i].tokens)
+                if usable >= own[i] + self.share_prefix and n > len(out.get(i, ())):
+                    out[i] = prefix
         return out
+
+    def _keep(self, tokens: Sequence[int], batched: int, prompt: Sequence[int]) -> int:
+        return reusable_prefix(tokens, batched, prompt, self.n_batch) if tokens else 0
 
     def _own_reuse(self, r: SeqRequest) -> int:
         if r.key is None:
             return 0
         for s in self._streams:
             if s.key == r.key:
-                return common_prefix(s.tokens, r.tokens)
+                return self._keep(s.tokens, s.batched, r.tokens)
         saved = self._saved.peek(r.key)
-        return common_prefix(saved.tokens, r.tokens) if saved else 0
+        return self._keep(saved.tokens, saved.batched, r.tokens) if saved else 0
 
     def _save(self, stream: _Stream) -> None:
         if stream.saved or stream.key is None or not stream.tokens:
@@ -205,7 +247,8 @@ class BatchEngine:
         size = ll.llama_state_seq_get_size(self._ctx, stream.sid)
         buf = (ctypes.c_uint8 * size)()
         n = ll.llama_state_seq_get_data(self._ctx, buf, size, stream.sid)
-        self._saved.put(stream.key, Saved(tuple(stream.tokens), bytes(buf[:n])))
+        self._saved.put(stream.key, Saved(tuple(stream.tokens), ctypes.string_at(buf, n),
+                                              stream.batched))
         stream.saved = True
 
     def _restore(self, stream: _Stream, saved: Saved) -> bool:
@@ -214,9 +257,9 @@ class BatchEngine:
         buf = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
         if ll.llama_state_seq_set_data(self._ctx, buf, len(saved.data), stream.sid) == 0:
             ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
-            stream.tokens = []
+            stream.tokens, stream.batched = [], 0
             return False
-        stream.tokens = list(saved.tokens)
+        stream.tokens, stream.batched = list(saved.tokens), saved.batched
         return True
 
     def _claim(self, key: str | None, busy: set[int]) -> _Stream:
@@ -230,7 +273,7 @@ class BatchEngine:
         stream = mine or min(free, key=lambda s: (s.key is not None, s.used_at))
         if mine is None:
             self._save(stream)
-            stream.key, stream.tokens, stream.saved = key, [], True
+            stream.key, stream.tokens, stream.batched, stream.saved = key, [], 0, True
             self._ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
         stream.used_at = self._clock
         busy.add(stream.sid)
@@ -247,23 +290,23 @@ class BatchEngine:
             raise ValueError(f"prompt of {n} tokens + max_tokens {r.max_tokens} exceeds "
                              f"n_ctx {self.n_ctx}")
         stream = self._claim(r.key, busy)
-        resident = bool(stream.tokens)
-        keep = common_prefix(stream.tokens, r.tokens)
+        keep = self._keep(stream.tokens, stream.batched, r.tokens)
         saved = self._saved.get(r.key)
-        if saved is not None and common_prefix(saved.tokens, r.tokens) > keep:
+        if saved is not None and self._keep(saved.tokens, saved.batched, r.tokens) > keep:
             if self._restore(stream, saved):
-                keep, resident = common_prefix(stream.tokens, r.tokens), False
+                keep = self._keep(stream.tokens, stream.batched, r.tokens)
                 self.stats.restores += 1
-        elif resident and keep:
+        elif keep:
             self.stats.resident_hits += 1
         prefix = shared.get(index, ())
-        if len(prefix) > keep:
-            keep = self._from_shared(stream, prefix)
-        keep = min(keep, n - 1)
+        if prefix and self._keep(prefix, len(prefix), r.tokens) > keep:
+            self._from_shared(stream, prefix)
+            keep = self._keep(prefix, len(prefix), r.tokens)
         self._ll.llama_memory_seq_rm(self._mem, stream.sid, keep, -1)
         del stream.tokens[keep:]
         stream.saved = False
         self._evaluate(stream, list(r.tokens[keep:]))
+        stream.batched = n
         self.stats.requests += 1
         self.stats.prompt_tokens += n
         self.stats.evaluated_tokens += n - keep
@@ -272,34 +315,43 @@ class BatchEngine:
         self._sample(seq)
         return seq
 
-    def _from_shared(self, stream: _Stream, prefix: tuple[int, ...]) -> int:
+    def _from_shared(self, stream: _Stream, prefix: tuple[int, ...]) -> None:
         """Put ``prefix``'s KV in ``stream``: from the saved shared state, or evaluated
         now and saved for the other requests that share it."""
         key = f"\0prefix:{hash(prefix)}:{len(prefix)}"
         saved = self._saved.get(key)
         if saved is not None and saved.tokens == prefix and self._restore(stream, saved):
-            return len(prefix)
+            return
         self._ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
         stream.tokens = []
         self._evaluate(stream, list(prefix), logits=False)
+        stream.batched = len(prefix)
         self.stats.shared_prefixes += 1
         self.stats.evaluated_tokens += len(prefix)
         owner, stream.key = stream.key, key
         stream.saved = False
         self._save(stream)
         stream.key = owner
-        return len(prefix)
 
     def _evaluate(self, stream: _Stream, tokens: list[int], logits: bool = True) -> None:
         """Append ``tokens`` to ``stream``'s KV in calls of up to ``n_batch``; with
-        ``logits``, the last token's row is kept for sampling (``self._last_row``)."""
-        start = len(stream.tokens)
-        for i in range(0, len(tokens), self.n_batch):
-            chunk = tokens[i:i + self.n_batch]
-            last = i + len(chunk) == len(tokens)
-            self._decode([(t, start + i + j, stream.sid, logits and last and j == len(chunk) - 1)
+        ``logits``, the last token's row is kept for sampling (``self._last_row``).
+
+        A prompt's tail is cut where :func:`reusable_prefix` says, so its calls isolate
+        what a cold evaluation isolates; a shared prefix (no logits) never leaves a token
+        alone in a call, as no cold evaluation of a longer prompt would.
+        """
+        start, i = len(stream.tokens), 0
+        while i < len(tokens):
+            n = min(self.n_batch, len(tokens) - i)
+            if not logits and len(tokens) - i - n == 1:
+                n -= 1
+            chunk = tokens[i:i + n]
+            last = i + n == len(tokens)
+            self._decode([(t, start + i + j, stream.sid, logits and last and j == n - 1)
                           for j, t in enumerate(chunk)])
-            self._last_row = len(chunk) - 1
+            self._last_row = n - 1
+            i += n
         stream.tokens.extend(tokens)
 
     # ------------------------------------------------------------------ decoding
@@ -312,37 +364,24 @@ class BatchEngine:
             b.token[k], b.pos[k], b.n_seq_id[k] = tok, pos, 1
             b.seq_id[k][0] = sid
             b.logits[k] = want
+        t0 = time.perf_counter()
         rc = self._ll.llama_decode(self._ctx, b)
         self.stats.decode_calls += 1
+        self.stats.decode_s += time.perf_counter() - t0
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
 
-    def _sampler(self, r: SeqRequest) -> Any:
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_penalties(
-            self._n_vocab, _PENALTY_LAST_N, r.repeat_penalty, 0.0, 0.0))
-        if r.grammar is not None:
-            grammar = ll.llama_sampler_init_grammar(self._vocab, r.grammar.encode(), b"root")
-            if not grammar:
-                ll.llama_sampler_free(chain)
-                raise ValueError("llama.cpp could not parse the grammar")
-            ll.llama_sampler_chain_add(chain, grammar)
-        if r.temperature <= 0.0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-        else:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(r.top_k))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(r.top_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(r.min_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(r.temperature))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(
-                r.seed % _SEED_MODULUS))
-        return chain
+    def _sampler(self, r: SeqRequest) -> Sampler:
+        return Sampler(self._ll, self._vocab, self._n_vocab, temperature=r.temperature,
+                       top_p=r.top_p, top_k=r.top_k, min_p=r.min_p,
+                       repeat_penalty=r.repeat_penalty, seed=r.seed, grammar=r.grammar)
 
     def _sample(self, seq: _Live) -> None:
         """Sample ``seq``'s next token from its logits row and decide whether it is done."""
         ll, r = self._ll, seq.request
-        tok = ll.llama_sampler_sample(seq.sampler, self._ctx, seq.last_logit_row)
+        t0 = time.perf_counter()
+        tok = seq.sampler.sample(self._ctx, seq.last_logit_row)
+        self.stats.sample_s += time.perf_counter() - t0
         if ll.llama_vocab_is_eog(self._vocab, tok):
             seq.done = "stop"
             return
@@ -366,11 +405,11 @@ class BatchEngine:
             self._sample(s)
 
     def _finish(self, seq: _Live, busy: set[int]) -> SeqResult:
-        self._ll.llama_sampler_free(seq.sampler)
+        seq.sampler.free()
         busy.discard(seq.stream.sid)
         if seq.request.key is None:  # nobody will extend this view: free the stream
             self._ll.llama_memory_seq_rm(self._mem, seq.stream.sid, -1, -1)
-            seq.stream.tokens, seq.stream.saved = [], True
+            seq.stream.tokens, seq.stream.batched, seq.stream.saved = [], 0, True
         text = seq.pieces.decode("utf-8", errors="ignore")
         for s in seq.request.stop:
             if s and s in text:

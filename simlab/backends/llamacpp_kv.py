@@ -23,6 +23,34 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def reusable_prefix(
+    cached: Sequence[int], batched: int, prompt: Sequence[int], n_batch: int
+) -> int:
+    """How many leading prompt tokens may keep their cached KV, keeping output cold-exact.
+
+    ``batched`` counts the leading cached tokens computed as a cold prompt evaluation
+    computes them. llama.cpp on CPU computes a token that is its sequence's only row in a
+    call differently, for some weight types (Q8_0: logits off by up to 0.5), from one
+    evaluated with others of its sequence; two or more rows agree bit for bit. Generated
+    tokens are evaluated alone, and so is a prompt's last token when
+    ``len(prompt) % n_batch == 1``. So reuse only batch-computed tokens, and choose the
+    cut so the suffix's calls isolate exactly the tokens a cold evaluation isolates.
+    Then the same request and seed give the same text whatever ran before.
+    """
+    n = len(prompt)
+    common = 0
+    for a, b in zip(cached[:batched], prompt, strict=False):
+        if a != b:
+            break
+        common += 1
+    keep = min(common, n - 2)
+    if n % n_batch == 1:  # cold evaluates the last token alone: make ours alone too
+        keep -= (keep + 1 - n) % n_batch
+    elif (n - keep) % n_batch == 1:
+        keep -= 1
+    return max(keep, 0)
+
+
 @dataclass(slots=True)
 class KVStats:
     """Counters of the KV cache, for the manifest and the benchmarks."""
@@ -39,9 +67,24 @@ class KVStats:
     saved_bytes: int = 0
     peak_saved_bytes: int = 0
     decode_calls: int = 0
+    decode_s: float = 0.0  # inside llama_decode (prompt tails and generation steps)
+    sample_s: float = 0.0  # inside the samplers (grammar, penalties, top-k ...)
 
-    def as_dict(self) -> dict[str, int]:
-        return {f"kv_{name}": getattr(self, name) for name in self.__slots__}
+    #: Levels, not counts: reported as they are now, not as a difference.
+    GAUGES = ("saved_bytes", "peak_saved_bytes")
+
+    def copy(self) -> KVStats:
+        return KVStats(*(getattr(self, n) for n in self.__slots__))
+
+    def since(self, base: KVStats) -> KVStats:
+        """The counts added after ``base`` was copied (gauges as they are now), so a
+        backend reports its own work on an engine other backends share."""
+        return KVStats(*(getattr(self, n) if n in self.GAUGES
+                         else getattr(self, n) - getattr(base, n) for n in self.__slots__))
+
+    def as_dict(self) -> dict[str, int | float]:
+        return {f"kv_{name}": round(v, 3) if isinstance(v := getattr(self, name), float)
+                else v for name in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -52,10 +95,13 @@ class _Saved:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """One sequence's KV as llama.cpp serialises it, and the tokens it holds."""
+    """One sequence's KV as llama.cpp serialises it, the tokens it holds, and how many of
+    them were computed as a cold prompt evaluation computes them (see
+    :func:`reusable_prefix`)."""
 
     tokens: tuple[int, ...]
     data: bytes
+    batched: int = 0
 
 
 class SavedStates:
