@@ -135,5 +135,9 @@ def test_dialogue_with_census_people_on_the_embedded_model(tmp_path: Path) -> No
     run(cfg, tmp_path)
     tables = load_run(tmp_path)
     said = tables.events.filter(pl.col("kind") == "utterance")
-    assert said.height == 2 and said["speaker"].n_unique() == 2
+    assert said.height == 2
+    # both census people take turns; a reply still unusable after its re-ask (the tiny
+    # model answering as the other person) is recorded as that turn's failure
+    turns = tables.events.filter(pl.col("kind").is_in(["utterance", "failure"]))
+    assert turns["speaker"].n_unique() == 2
     assert tables.agents["persona_id"].str.starts_with("census-").all()
