@@ -13,8 +13,9 @@ Three parts (``--parts``, default all):
   the same token lists.
 - ``memory``: 100 agents' views at ``n_ctx`` 2048 through the default caps: peak RSS and
   the KV counters (evictions) after every agent has had two turns.
+- ``settings``: prompt and generation tokens/s by ``backend.weights`` and thread count.
 
-    python benchmarks/bench_batch.py [--parts scenarios,direct,memory] [--rounds 3]
+    python benchmarks/bench_batch.py [--parts scenarios,direct,memory,settings] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def part_direct(args: argparse.Namespace) -> None:
 
     from simlab.backends.llamacpp import LlamaCppBackend
     from simlab.backends.llamacpp_adapter import model_pointer
-    from simlab.backends.llamacpp_batch import BatchEngine, SeqRequest
+    from simlab.backends.llamacpp_batch import BatchEngine
     from simlab.backends.wrappers import wrap_backend
 
     requests = recorded_tick()
@@ -120,8 +121,7 @@ def part_direct(args: argparse.Namespace) -> None:
                 out = backend.generate(requests)
                 tokens = sum(r.prompt_tokens + r.completion_tokens for r in out)
             else:
-                res = engine.run([SeqRequest(**{**{f: getattr(q, f) for f in q.__slots__},
-                                                "key": None}) for q in seqs])
+                res = engine.run([cold_copy(q) for q in seqs])
                 tokens = sum(r.prompt_tokens + len(r.tokens) for r in res)
             rate = tokens / (time.perf_counter() - t0)
             best[name] = max(best[name], rate)
@@ -163,9 +163,49 @@ def part_memory(args: argparse.Namespace) -> None:
     print(f"peak RSS of this process {rss:.0f} MiB (target: within 2 GB)")
 
 
+def part_settings(args: argparse.Namespace) -> None:
+    """Prompt and generation tokens/s of the engine by weights and threads (docs/backends.md)."""
+    import llama_cpp
+
+    from simlab.backends.llamacpp import LlamaCppBackend
+    from simlab.backends.llamacpp_adapter import model_pointer
+    from simlab.backends.llamacpp_batch import BatchEngine
+
+    requests = recorded_tick()[:8]
+    print("weights  threads  prompt tok/s  generate tok/s (1 seq)  generate tok/s (8 seqs)")
+    for weights in ("shipped", "q8_0"):
+        for threads in sorted({1, os.cpu_count() or 1}):
+            inner = LlamaCppBackend(weights=weights, n_threads=threads, share_prefix=0)
+            engine = BatchEngine(llama_cpp, model_pointer(inner._llm), n_ctx=inner.n_ctx,
+                                 parallel=8, n_batch=inner.n_batch, n_threads=threads,
+                                 cache_bytes=0, share_prefix=0)
+            seqs = [inner._seq_request(r) for r in requests]
+            one = [cold_copy(q, max_tokens=1) for q in seqs]
+            t0 = time.perf_counter()
+            engine.run(one)
+            prompt_rate = sum(len(q.tokens) for q in seqs) / (time.perf_counter() - t0)
+            rates = []
+            for batch in (seqs[:1], seqs):
+                gen = [cold_copy(q, max_tokens=48, stop=()) for q in batch]
+                t0 = time.perf_counter()
+                res = engine.run(gen)
+                secs = time.perf_counter() - t0 - sum(len(q.tokens) for q in batch) / prompt_rate
+                rates.append(sum(len(r.tokens) for r in res) / secs)
+            engine.close()
+            print(f"{weights:8} {threads:7d}  {prompt_rate:12.0f}  {rates[0]:22.0f}  "
+                  f"{rates[1]:23.0f}", flush=True)
+
+
+def cold_copy(q, **changes):
+    """``q`` untagged (it keeps no KV), with ``changes``."""
+    from simlab.backends.llamacpp_batch import SeqRequest
+
+    return SeqRequest(**{**{f: getattr(q, f) for f in q.__slots__}, "key": None, **changes})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--parts", default="scenarios,direct,memory")
+    ap.add_argument("--parts", default="scenarios,direct,memory,settings")
     ap.add_argument("--variants", default="old,new,new-shipped")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--agents", type=int, default=100)
@@ -174,7 +214,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, {_cpu()}")
     for part in args.parts.split(","):
         print(f"\n== {part}")
-        {"scenarios": part_scenarios, "direct": part_direct, "memory": part_memory}[part](args)
+        parts = {"scenarios": part_scenarios, "direct": part_direct, "memory": part_memory,
+                 "settings": part_settings}
+        parts[part](args)
 
 
 def _cpu() -> str:

@@ -142,6 +142,7 @@ class TransformersConfig(BackendConfig):
     dtype: str = "auto"
     batch_size: int = 16
     max_model_len: int | None = None  # context window; None: the model's own
+    kv_agents: int = 32  # agents whose KV a lone request keeps for its next (LRU; 0: off)
 
 
 @dataclass

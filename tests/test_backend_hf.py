@@ -207,3 +207,24 @@ def test_schema_replies_are_validated(backend: Any) -> None:
         assert resp.parsed["bid"] == int(resp.parsed["bid"])
     else:
         assert resp.parsed is None and resp.error.startswith(("invalid JSON: ", "schema: "))
+
+
+@pytest.mark.embedded
+def test_a_lone_agent_keeps_its_kv_and_its_text(backend: Any) -> None:
+    """One agent's growing view, one request per turn: the turns after the first start
+    from its kept KV and give the same greedy text as with the cache off."""
+    from simlab.backends.hf import TransformersBackend
+
+    cold = TransformersBackend(device="cpu", kv_agents=0)  # shares the loaded model
+    history = [Message("system", "You are Ann, a baker. Be brief.")]
+    before = backend.kv_reused_tokens
+    for turn in range(3):
+        history.append(Message("user", f"Turn {turn}: what do you bake today?"))
+        request = ChatRequest(tuple(history), max_tokens=8, temperature=0.0, tag="ann")
+        (warm,) = backend.generate([request])
+        (plain,) = cold.generate([request])
+        assert warm.ok and warm.text == plain.text
+        history.append(Message("assistant", warm.text))
+    reused = backend.kv_reused_tokens - before
+    assert reused > 2 * len(backend.template.encode([m.as_dict() for m in history[:2]]).ids)
+    assert cold.stats() == {} and backend.stats()["kv_reused_tokens"] >= reused

@@ -66,3 +66,12 @@ def supported(gguf: Any, gguf_utils: Any) -> list[str]:
         elif line not in source:
             missing.append(f"modeling_gguf_pytorch_utils: {line!r}")
     return missing
+
+
+def cache_name() -> str:
+    """The name ``generate`` takes a KV cache under, and returns it as: ``cache`` where
+    transformers has renamed ``past_key_values`` (5.25 warns at the old name)."""
+    from transformers.utils import generic
+
+    return "cache" if hasattr(generic.ModelOutput, "_replace_old_cache_name") else (
+        "past_key_values")
