@@ -66,7 +66,8 @@ def part_scenarios(args: argparse.Namespace) -> None:
           "evaluated/call  peak RSS  status")
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[tuple[str, str], dict] = {}
-        for name, scen in SCENARIOS.items():
+        for name in args.scenarios:
+            scen = SCENARIOS[name]
             for variant in args.variants:
                 r = run_simlab([*scen, *VARIANTS[variant]], Path(tmp) / f"{name}-{variant}")
                 results[name, variant] = r
@@ -74,7 +75,7 @@ def part_scenarios(args: argparse.Namespace) -> None:
                       f"{r['ticks']:5d} {r['s_per_tick']:6.2f}  {r['prompt_per_call']:11.0f}  "
                       f"{r['evaluated_per_call']:14.0f}  {r['peak_rss_mb']:6.0f} MB  "
                       f"{r['status']}", flush=True)
-        for name in SCENARIOS:
+        for name in args.scenarios:
             old = results.get((name, "old"))
             for variant in ("new", "new-shipped"):
                 if old and (name, variant) in results:
@@ -154,7 +155,7 @@ def part_memory(args: argparse.Namespace) -> None:
             backend.generate([ChatRequest(view(i, turn), max_tokens=4, seed=i, tag=f"r{i}")
                               for i in range(start, min(start + 25, args.agents))])
     stats = backend.stats()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"{args.agents} agents x 2 turns in {time.perf_counter() - t0:.0f} s; "
           f"prompt tokens {stats['kv_prompt_tokens']}, evaluated {stats['kv_evaluated_tokens']}")
     print(f"saved states: peak {stats['kv_peak_saved_bytes'] / 2**20:.0f} MiB (cap "
@@ -180,17 +181,18 @@ def part_settings(args: argparse.Namespace) -> None:
                                  parallel=8, n_batch=inner.n_batch, n_threads=threads,
                                  cache_bytes=0, share_prefix=0)
             seqs = [inner._seq_request(r) for r in requests]
-            one = [cold_copy(q, max_tokens=1) for q in seqs]
             t0 = time.perf_counter()
-            engine.run(one)
+            engine.run([cold_copy(q, max_tokens=1) for q in seqs])
             prompt_rate = sum(len(q.tokens) for q in seqs) / (time.perf_counter() - t0)
             rates = []
-            for batch in (seqs[:1], seqs):
-                gen = [cold_copy(q, max_tokens=48, stop=()) for q in batch]
-                t0 = time.perf_counter()
-                res = engine.run(gen)
-                secs = time.perf_counter() - t0 - sum(len(q.tokens) for q in batch) / prompt_rate
-                rates.append(sum(len(r.tokens) for r in res) / secs)
+            for batch in (seqs[:1], seqs):  # generation: 48 tokens less 1, same prompts
+                walls, counts = [], []
+                for n in (1, 48):
+                    t0 = time.perf_counter()
+                    res = engine.run([cold_copy(q, max_tokens=n, stop=()) for q in batch])
+                    walls.append(time.perf_counter() - t0)
+                    counts.append(sum(len(r.tokens) for r in res))
+                rates.append((counts[1] - counts[0]) / (walls[1] - walls[0]))
             engine.close()
             print(f"{weights:8} {threads:7d}  {prompt_rate:12.0f}  {rates[0]:22.0f}  "
                   f"{rates[1]:23.0f}", flush=True)
@@ -207,13 +209,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--parts", default="scenarios,direct,memory,settings")
     ap.add_argument("--variants", default="old,new,new-shipped")
+    ap.add_argument("--scenarios", default="quickstart,economy,opinion")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--agents", type=int, default=100)
     args = ap.parse_args()
-    args.variants = args.variants.split(",")
+    args.variants, args.scenarios = args.variants.split(","), args.scenarios.split(",")
     print(f"machine: {os.cpu_count()} cores, {_cpu()}")
-    for part in args.parts.split(","):
-        print(f"\n== {part}")
+    parts = args.parts.split(",")
+    for part in parts:
+        print(f"\n== {part}", flush=True)
+        if part == "memory" and len(parts) > 1:  # alone in a fresh process: its own RSS
+            subprocess.run([sys.executable, __file__, "--parts", "memory", "--agents",
+                            str(args.agents)], check=True)
+            continue
         parts = {"scenarios": part_scenarios, "direct": part_direct, "memory": part_memory,
                  "settings": part_settings}
         parts[part](args)
