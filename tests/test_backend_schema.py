@@ -99,3 +99,22 @@ def test_the_draft_named_by_dollar_schema_is_used() -> None:
     draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"}
     assert validate(2.0, draft4) == ["$: expected integer, got float"]  # draft 4: no 2.0
     assert validate(2.0, {"type": "integer"}) == []  # 2020-12: 2.0 is an integer
+
+
+def test_a_lone_surrogate_escape_becomes_the_replacement_character() -> None:
+    """``"\\uddda"`` is valid JSON but no character: stored as is, it crashed a run when
+    the events were written. Pairs stay the character they encode."""
+    import json
+
+    text = '{"post": "a \\uddda b \\ud83d\\ude00", "\\udc00k": ["\\ud800"]}'
+    parsed, error = parse_reply(text, {"type": "object"})
+    assert error == ""
+    assert parsed == {"post": "a \ufffd b \U0001f600", "\ufffdk": ["\ufffd"]}
+    json.dumps(parsed, ensure_ascii=False).encode("utf-8")  # storable
+
+
+def test_a_reply_text_never_keeps_a_lone_surrogate() -> None:
+    from simlab.backends.base import ChatResponse
+
+    assert ChatResponse(text="ok \udc80!").text == "ok \ufffd!"
+    assert ChatResponse(text="\U0001f600").text == "\U0001f600"

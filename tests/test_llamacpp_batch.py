@@ -164,3 +164,29 @@ def test_a_batched_tick_gives_each_request_its_text_alone() -> None:
     assert "bridge" not in batched[1].text
     assert not batched[2].ok and "exceeds n_ctx 1024" in batched[2].error
     assert batched[3].ok and batched[3].completion_tokens > 0
+
+
+@pytest.mark.embedded
+def test_a_request_that_fails_frees_its_stream() -> None:
+    """A grammar llama.cpp cannot parse fails that request alone, every time, and the
+    stream it took is free again for the rest of the tick."""
+    import llama_cpp
+
+    from simlab.backends.llamacpp import LlamaCppBackend
+    from simlab.backends.llamacpp_adapter import model_pointer
+    from simlab.backends.llamacpp_batch import BatchEngine
+    from simlab.backends.llamacpp_kv import SeqRequest
+
+    backend = LlamaCppBackend(n_ctx=1024, parallel=1)
+    engine = BatchEngine(llama_cpp, model_pointer(backend._llm), n_ctx=1024, parallel=1,
+                         n_batch=512, n_threads=backend.n_threads, cache_bytes=1 << 20)
+    tokens = tuple(backend.template.encode([m.as_dict() for m in view("ann", 0)]).ids)
+    good = SeqRequest(tokens, 6, 0.0, 1.0, 40, 0.05, 1.2, 1, key="ann")
+    bad = SeqRequest(tokens, 6, 0.0, 1.0, 40, 0.05, 1.2, 1, grammar="root ::= (", key="bo")
+    try:
+        out = engine.run([bad, good, bad])  # one stream: each must be given back
+        assert [r.finish_reason == "error" for r in out] == [True, False, True]
+        assert "grammar" in out[0].error and out[1].tokens
+        assert engine.run([good])[0].text == out[1].text
+    finally:
+        engine.close()

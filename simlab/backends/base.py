@@ -9,6 +9,7 @@ of a tick's calls together; backends that can run them concurrently should.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from simlab.usage import Usage
 
 Role = Literal["system", "user", "assistant"]
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,12 @@ class ChatResponse:
     # no later request can succeed, so the run stops instead of recording failures.
     fatal: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A lone surrogate (a server's JSON "\\udc80", a bad escape) is no character and
+        # cannot be written as UTF-8: the events, cache or manifest would fail on it.
+        if _SURROGATE.search(self.text):
+            self.text = _SURROGATE.sub("\ufffd", self.text)
 
     @property
     def ok(self) -> bool:

@@ -164,3 +164,31 @@ def set_log_verbosity(llama_cpp: Any, verbose: bool) -> None:
     """Show llama.cpp's own log lines only when ``verbose`` (errors always), as ``Llama``
     does for itself; for low-level calls made before any ``Llama`` exists."""
     llama_cpp._logger.set_verbose(verbose)
+
+
+_BATCH_FUNCTIONS = (
+    "llama_batch_free", "llama_batch_init", "llama_context_default_params", "llama_decode",
+    "llama_free", "llama_get_memory", "llama_init_from_model", "llama_memory_seq_rm",
+    "llama_model_get_vocab", "llama_sampler_chain_add", "llama_sampler_chain_default_params",
+    "llama_sampler_chain_init", "llama_sampler_free", "llama_sampler_init_dist",
+    "llama_sampler_init_grammar", "llama_sampler_init_greedy", "llama_sampler_init_min_p",
+    "llama_sampler_init_penalties", "llama_sampler_init_temp", "llama_sampler_init_top_k",
+    "llama_sampler_init_top_p", "llama_sampler_sample", "llama_state_seq_get_data",
+    "llama_state_seq_get_size", "llama_state_seq_set_data", "llama_token_to_piece",
+    "llama_vocab_is_eog", "llama_vocab_n_tokens", "llama_sampler_apply",
+    "llama_sampler_accept", "llama_get_logits_ith", "llama_token_data",
+    "llama_token_data_array")
+_BATCH_CONTEXT_FIELDS = ("n_ctx", "n_batch", "n_ubatch", "n_seq_max", "kv_unified",
+                   "flash_attn_type", "n_threads", "n_threads_batch", "no_perf")
+
+
+def batch_supported(llama_cpp: Any) -> list[str]:
+    """What the batch engine (:mod:`simlab.backends.llamacpp_batch`) needs from the
+    installed llama_cpp; an empty list if all is there."""
+    missing = [f for f in _BATCH_FUNCTIONS if not callable(getattr(llama_cpp, f, None))]
+    params = getattr(llama_cpp, "llama_context_params", None)
+    names = {name for name, _ in getattr(params, "_fields_", [])}
+    missing += [f"llama_context_params.{f}" for f in _BATCH_CONTEXT_FIELDS if f not in names]
+    if not hasattr(llama_cpp, "LLAMA_FLASH_ATTN_TYPE_DISABLED"):
+        missing.append("LLAMA_FLASH_ATTN_TYPE_DISABLED")
+    return missing

@@ -17,8 +17,10 @@ batched (``tests/test_llamacpp_batch.py`` checks it on the machine it runs on).
 Saved states (``llama_state_seq_get_data``) live in host memory under a byte cap with
 LRU eviction; :class:`KVStats` counts reuse, restores and evictions.
 
-Checked against llama-cpp-python 0.3.36 (:data:`CHECKED_VERSIONS`); only this module
-and :mod:`simlab.backends.llamacpp_adapter` touch llama_cpp beneath ``Llama``.
+Checked against llama-cpp-python 0.3.36 (:data:`CHECKED_VERSIONS`); this module,
+:mod:`~simlab.backends.llamacpp_sampling` and :mod:`~simlab.backends.llamacpp_adapter`
+(which lists what they need: ``batch_supported``) are all that touch llama_cpp beneath
+``Llama``.
 """
 
 from __future__ import annotations
@@ -30,61 +32,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from simlab.backends.llamacpp_adapter import batch_supported as supported
 from simlab.backends.llamacpp_kv import (
     KVStats,
     Saved,
     SavedStates,
+    SeqRequest,
+    SeqResult,
     common_prefix,
     reusable_prefix,
 )
 from simlab.backends.llamacpp_sampling import Sampler
 
 CHECKED_VERSIONS = ("0.3.36",)
-_FUNCTIONS = (
-    "llama_batch_free", "llama_batch_init", "llama_context_default_params", "llama_decode",
-    "llama_free", "llama_get_memory", "llama_init_from_model", "llama_memory_seq_rm",
-    "llama_model_get_vocab", "llama_sampler_chain_add", "llama_sampler_chain_default_params",
-    "llama_sampler_chain_init", "llama_sampler_free", "llama_sampler_init_dist",
-    "llama_sampler_init_grammar", "llama_sampler_init_greedy", "llama_sampler_init_min_p",
-    "llama_sampler_init_penalties", "llama_sampler_init_temp", "llama_sampler_init_top_k",
-    "llama_sampler_init_top_p", "llama_sampler_sample", "llama_state_seq_get_data",
-    "llama_state_seq_get_size", "llama_state_seq_set_data", "llama_token_to_piece",
-    "llama_vocab_is_eog", "llama_vocab_n_tokens", "llama_sampler_apply",
-    "llama_sampler_accept", "llama_get_logits_ith", "llama_token_data",
-    "llama_token_data_array")
-_CONTEXT_FIELDS = ("n_ctx", "n_batch", "n_ubatch", "n_seq_max", "kv_unified",
-                   "flash_attn_type", "n_threads", "n_threads_batch", "no_perf")
-
-
-@dataclass(frozen=True, slots=True)
-class SeqRequest:
-    """One prompt to complete; ``key`` names whose KV it may keep (the agent), if any."""
-
-    tokens: tuple[int, ...]
-    max_tokens: int
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
-    seed: int
-    stop: tuple[str, ...] = ()
-    grammar: str | None = None
-    key: str | None = None
-
-
-@dataclass(slots=True)
-class SeqResult:
-    """What one sequence produced; ``evaluated`` counts prompt tokens actually computed."""
-
-    text: str
-    tokens: list[int]
-    finish_reason: str
-    prompt_tokens: int
-    evaluated: int
-    error: str = ""
-
-
 @dataclass(slots=True)
 class _Stream:
     """A KV stream: whose tokens it holds, and whether they are also saved."""
@@ -110,17 +70,6 @@ class _Live:
     pieces: bytearray = field(default_factory=bytearray)
     last_logit_row: int = -1
     done: str = ""
-
-
-def supported(llama_cpp: Any) -> list[str]:
-    """What the engine needs from the installed llama_cpp; an empty list if all is there."""
-    missing = [f for f in _FUNCTIONS if not callable(getattr(llama_cpp, f, None))]
-    params = getattr(llama_cpp, "llama_context_params", None)
-    names = {name for name, _ in getattr(params, "_fields_", [])}
-    missing += [f"llama_context_params.{f}" for f in _CONTEXT_FIELDS if f not in names]
-    if not hasattr(llama_cpp, "LLAMA_FLASH_ATTN_TYPE_DISABLED"):
-        missing.append("LLAMA_FLASH_ATTN_TYPE_DISABLED")
-    return missing
 
 
 class BatchEngine:
@@ -195,11 +144,25 @@ class BatchEngine:
                 results[seq.index] = self._finish(seq, busy)
                 live.remove(seq)
             if live:
-                self._step([s for s in live if not s.done])
+                try:
+                    self._step([s for s in live if not s.done])
+                except Exception as exc:  # the context is in doubt: fail what is live
+                    for seq in live:
+                        seq.sampler.free()
+                        results[seq.index] = SeqResult(
+                            "", [], "error", len(seq.request.tokens), seq.evaluated,
+                            f"{type(exc).__name__}: {exc}")
+                        self._forget(seq.stream)
+                    live = []
                 for seq in [s for s in live if s.done]:
                     results[seq.index] = self._finish(seq, busy)
                     live.remove(seq)
         return [r for r in results if r is not None]
+
+    def _forget(self, stream: _Stream) -> None:
+        """Empty ``stream`` (its KV is in doubt after a failure)."""
+        self._ll.llama_memory_seq_rm(self._mem, stream.sid, -1, -1)
+        stream.key, stream.tokens, stream.batched, stream.saved = None, [], 0, True
 
     def close(self) -> None:
         if self._ctx:
@@ -290,6 +253,17 @@ class BatchEngine:
             raise ValueError(f"prompt of {n} tokens + max_tokens {r.max_tokens} exceeds "
                              f"n_ctx {self.n_ctx}")
         stream = self._claim(r.key, busy)
+        try:
+            return self._prefill(index, r, stream, shared)
+        except Exception:
+            self._forget(stream)
+            busy.discard(stream.sid)
+            raise
+
+    def _prefill(self, index: int, r: SeqRequest, stream: _Stream,
+                 shared: dict[int, tuple[int, ...]]) -> _Live:
+        """Evaluate what ``stream`` lacks of ``r``'s prompt and sample its first token."""
+        n = len(r.tokens)
         keep = self._keep(stream.tokens, stream.batched, r.tokens)
         saved = self._saved.get(r.key)
         if saved is not None and self._keep(saved.tokens, saved.batched, r.tokens) > keep:

@@ -1,4 +1,5 @@
-"""Saved per-agent llama.cpp KV states under a byte cap, and the KV counters.
+"""The batch engine's data: its requests and results, saved per-agent KV states under a
+byte cap, which cached tokens a prompt may keep, and the KV counters.
 
 An agent's view only grows under ECP, so the KV of its last prompt is the best start for
 its next one. States not held in a live stream are kept here as the bytes
@@ -11,6 +12,35 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SeqRequest:
+    """One prompt to complete; ``key`` names whose KV it may keep (the agent), if any."""
+
+    tokens: tuple[int, ...]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    repeat_penalty: float
+    seed: int
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+    key: str | None = None
+
+
+@dataclass(slots=True)
+class SeqResult:
+    """What one sequence produced; ``evaluated`` counts prompt tokens actually computed."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: str
+    prompt_tokens: int
+    evaluated: int
+    error: str = ""
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

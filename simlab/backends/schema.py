@@ -162,16 +162,33 @@ def parse_reply(text: str, schema: dict[str, Any]) -> tuple[Any, str]:
     Errors start with ``"invalid JSON: "`` or ``"schema: "`` so failure tables can group
     them; the caller keeps the raw text alongside. A raw line break or tab inside a JSON
     string (small models under a grammar write them) is read as that character
-    (``strict=False``), not failed: the value is unambiguous.
+    (``strict=False``), not failed: the value is unambiguous. A ``\\u`` escape of a lone
+    surrogate (``"\\uddda"``: no character at all, which no UTF-8 file can store) is
+    read as U+FFFD, as a decoder reads bytes that are not UTF-8.
     """
     try:
-        value = json.loads(text, strict=False)
+        value = _no_lone_surrogates(json.loads(text, strict=False))
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc}"
     problems = validate(value, schema)
     if problems:
         return None, "schema: " + "; ".join(problems)
     return value, ""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD
+    (``json.loads`` has already joined the valid pairs)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_no_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 _WORDS = ("alpha", "bravo", "cedar", "delta", "ember", "fjord", "grove", "harbor")
