@@ -145,7 +145,9 @@ class BatchEngine:
                 live.remove(seq)
             if live:
                 try:
+                    t0 = time.perf_counter()
                     self._step([s for s in live if not s.done])
+                    self.stats.step_s += time.perf_counter() - t0
                 except Exception as exc:  # the context is in doubt: fail what is live
                     for seq in live:
                         seq.sampler.free()
@@ -379,6 +381,7 @@ class BatchEngine:
             self._sample(s)
 
     def _finish(self, seq: _Live, busy: set[int]) -> SeqResult:
+        self.stats.grammar_redraws += seq.sampler.redraws
         seq.sampler.free()
         busy.discard(seq.stream.sid)
         if seq.request.key is None:  # nobody will extend this view: free the stream

@@ -99,6 +99,8 @@ class KVStats:
     decode_calls: int = 0
     decode_s: float = 0.0  # inside llama_decode (prompt tails and generation steps)
     sample_s: float = 0.0  # inside the samplers (grammar, penalties, top-k ...)
+    grammar_redraws: int = 0  # tokens drawn again because the grammar rejected them
+    step_s: float = 0.0  # in generation steps (decode and sampling; no prompt evaluation)
 
     #: Levels, not counts: reported as they are now, not as a difference.
     GAUGES = ("saved_bytes", "peak_saved_bytes")

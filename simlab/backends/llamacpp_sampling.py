@@ -30,6 +30,7 @@ class Sampler:
                  top_p: float, top_k: int, min_p: float, repeat_penalty: float, seed: int,
                  grammar: str | None) -> None:
         self._ll, self._n_vocab = ll, n_vocab
+        self.redraws = 0  # tokens the grammar rejected, drawn again under it
         self.chain = chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
         # 0.3.36's binding takes n_vocab first; llama.cpp's own header does not
         first = (n_vocab,) if len(ll.llama_sampler_init_penalties.argtypes) == 5 else ()
@@ -64,6 +65,7 @@ class Sampler:
         logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(ctx, row), shape=(self._n_vocab,))
         token = self._draw(logits, with_grammar=False)
         if not self._allowed(token):
+            self.redraws += 1
             token = self._draw(logits, with_grammar=True)
         ll.llama_sampler_accept(self.grammar, token)
         ll.llama_sampler_accept(self.chain, token)
