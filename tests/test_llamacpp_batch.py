@@ -190,3 +190,24 @@ def test_a_request_that_fails_frees_its_stream() -> None:
         assert engine.run([good])[0].text == out[1].text
     finally:
         engine.close()
+
+
+@pytest.mark.embedded
+def test_weights_copy_is_made_once_and_only_for_q4_1(tmp_path) -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from simlab.backends.llamacpp import default_model_path
+    from simlab.backends.llamacpp_weights import file_type, weights_for
+
+    shipped = default_model_path()
+    assert file_type(llama_cpp, shipped) == "3"  # LLAMA_FTYPE_MOSTLY_Q4_1
+    assert weights_for(llama_cpp, shipped, "shipped", tmp_path) == shipped
+    copy = weights_for(llama_cpp, shipped, "auto", tmp_path)
+    assert copy.parent == tmp_path and copy.name.endswith(".q8_0.gguf")
+    assert file_type(llama_cpp, copy) == "7"  # LLAMA_FTYPE_MOSTLY_Q8_0
+    made = copy.stat().st_mtime_ns
+    assert weights_for(llama_cpp, shipped, "q8_0", tmp_path) == copy  # found, not made
+    assert copy.stat().st_mtime_ns == made
+    assert weights_for(llama_cpp, copy, "auto", tmp_path) == copy  # not Q4_1: as it is
+    assert not list(tmp_path.glob("*.part"))
+    with pytest.raises(ValueError, match=r"backend\.weights: expected one of"):
+        weights_for(llama_cpp, shipped, "fp4", tmp_path)
