@@ -155,6 +155,7 @@ class BatchEngine:
                             "", [], "error", len(seq.request.tokens), seq.evaluated,
                             f"{type(exc).__name__}: {exc}")
                         self._forget(seq.stream)
+                        busy.discard(seq.stream.sid)
                     live = []
                 for seq in [s for s in live if s.done]:
                     results[seq.index] = self._finish(seq, busy)
