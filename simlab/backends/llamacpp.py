@@ -41,15 +41,14 @@ from simlab.backends.llamacpp_model import (
     import_llama_cpp,
     load_model,
 )
+from simlab.backends.llamacpp_sampling import SEED_MODULUS as _SEED_MODULUS
 from simlab.backends.llamacpp_weights import weights_for
-
-__all__ = ["DEFAULT_FILENAME", "DEFAULT_PACKAGE", "LlamaCppBackend", "chat_template_for",
-           "default_model_path", "free_models", "load_model", "reusable_prefix"]
 from simlab.backends.schema import parse_reply
 from simlab.backends.templating import ChatTemplate
 from simlab.backends.tokens import TemplateCounting
 
-_SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
+__all__ = ["DEFAULT_FILENAME", "DEFAULT_PACKAGE", "LlamaCppBackend", "chat_template_for",
+           "default_model_path", "free_models", "load_model", "reusable_prefix"]
 
 
 def chat_template_for(llm: Any, override: str | None = None) -> ChatTemplate:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-_SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
+SEED_MODULUS = 2**32 - 1  # llama.cpp reads seed 0xFFFFFFFF as "pick a random seed"
 _PENALTY_LAST_N = 64  # as llama-cpp-python's last_n_tokens_size
 
 
@@ -44,7 +44,7 @@ class Sampler:
             add(chain, ll.llama_sampler_init_top_p(top_p, 1))
             add(chain, ll.llama_sampler_init_min_p(min_p, 1))
             add(chain, ll.llama_sampler_init_temp(temperature))
-            add(chain, ll.llama_sampler_init_dist(seed % _SEED_MODULUS))
+            add(chain, ll.llama_sampler_init_dist(seed % SEED_MODULUS))
         self.grammar = None
         if grammar is not None:
             self.grammar = ll.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")

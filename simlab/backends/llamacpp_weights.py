@@ -14,6 +14,7 @@ never. The copy's name carries the source's identity, so a changed source gets a
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,15 @@ def default_dir() -> Path:
 
 def file_type(llama_cpp: Any, path: Path) -> str | None:
     """The GGUF's ``general.file_type`` (llama.cpp's ftype number as text), read by
-    loading only its vocabulary."""
+    loading only its vocabulary; once per file identity, not per backend built."""
+    return _file_type(llama_cpp, str(path), file_identity(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _file_type(llama_cpp: Any, path: str, identity: str | None) -> str | None:
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    model = llama_cpp.llama_model_load_from_file(path.encode(), params)
     if not model:
         return None
     try:
