@@ -211,3 +211,36 @@ def test_weights_copy_is_made_once_and_only_for_q4_1(tmp_path) -> None:
     assert not list(tmp_path.glob("*.part"))
     with pytest.raises(ValueError, match=r"backend\.weights: expected one of"):
         weights_for(llama_cpp, shipped, "fp4", tmp_path)
+
+
+@pytest.mark.embedded
+def test_a_step_decodes_its_streams_in_order() -> None:
+    """llama.cpp splits a call wherever stream ids step back, computing each piece as a
+    separate ubatch; requests that arrive in reverse stream order still step as one."""
+    import llama_cpp
+
+    from simlab.backends.llamacpp import LlamaCppBackend
+    from simlab.backends.llamacpp_adapter import model_pointer
+    from simlab.backends.llamacpp_batch import BatchEngine
+    from simlab.backends.llamacpp_kv import SeqRequest
+
+    backend = LlamaCppBackend(n_ctx=1024, parallel=1)
+    engine = BatchEngine(llama_cpp, model_pointer(backend._llm), n_ctx=1024, parallel=3,
+                         n_batch=512, n_threads=backend.n_threads, cache_bytes=1 << 24)
+
+    def req(agent: str) -> SeqRequest:
+        tokens = tuple(backend.template.encode([m.as_dict() for m in view(agent, 0)]).ids)
+        return SeqRequest(tokens, 5, 0.0, 1.0, 40, 0.05, 1.0, 1, key=agent)
+
+    calls: list[list[int]] = []
+    decode = engine._decode
+    engine._decode = lambda rows: (calls.append([r[2] for r in rows]), decode(rows))[1]
+    try:
+        first = engine.run([req(a) for a in ("ann", "bo", "cy")])  # streams 0, 1, 2
+        calls.clear()
+        again = engine.run([req(a) for a in ("cy", "bo", "ann")])  # each in its own stream
+        steps = [sids for sids in calls if len(sids) == len(set(sids)) > 1]
+        assert steps and all(sids == sorted(sids) for sids in steps)
+        assert [r.text for r in again] == [r.text for r in first][::-1]
+    finally:
+        engine.close()

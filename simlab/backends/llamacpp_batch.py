@@ -374,7 +374,10 @@ class BatchEngine:
             seq.done = "length"
 
     def _step(self, live: list[_Live]) -> None:
-        """Advance every unfinished sequence by its last sampled token, in one call."""
+        """Advance every unfinished sequence by its last sampled token, in one call, in
+        stream order: llama.cpp splits a call into ubatches wherever the stream ids step
+        back (8 streams shuffled: 78 ms a step here; in order: 57 ms; same numbers)."""
+        live = sorted(live, key=lambda s: s.stream.sid)
         self._decode([(s.out[-1], len(s.stream.tokens), s.stream.sid, True) for s in live])
         for k, s in enumerate(live):
             s.stream.tokens.append(s.out[-1])
