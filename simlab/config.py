@@ -114,10 +114,14 @@ class MockConfig(BackendConfig):
 
 @dataclass
 class LiteLLMConfig(BackendConfig):
-    _target_: str = "simlab.backends.litellm_backend.LiteLLMBackend"
+    _target_: str = "simlab.backends.pool.litellm_backend"
     name: str = "litellm"
     model: str = MISSING  # any litellm model string, e.g. openai/gpt-4o-mini
     api_base: str | None = None
+    # a pool instead of one server: every URL serves the same model (docs/scaling.md)
+    endpoints: list[str] = field(default_factory=list)
+    routing: str = "sticky"  # sticky (each agent stays on one replica) | round_robin
+    cooldown_s: float = 30.0  # a replica whose call failed sits out this long
     api_key_env: str | None = None  # NAME of the env var holding the key; never the key
     timeout_s: float = 60.0
     max_in_flight: int = 64  # global cap on concurrent requests

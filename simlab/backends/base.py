@@ -49,6 +49,8 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
     tag: str = ""  # free-form label for logs (e.g. the agent id); not sent to the model
+    # whose call this is, for a pool's sticky routing ("episode/agent"); not sent, not cached
+    affinity: str = ""
 
     def messages_dicts(self) -> list[dict[str, str]]:
         return [m.as_dict() for m in self.messages]

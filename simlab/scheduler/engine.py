@@ -25,6 +25,7 @@ from simlab.scheduler.settings import EngineConfig
 from simlab.usage import Usage
 
 if TYPE_CHECKING:
+    from simlab.agents import PersonaAgent
     from simlab.backends.embeddings import Embedder
     from simlab.research.interventions import Intervention
     from simlab.research.journal import Replay
@@ -137,12 +138,20 @@ class TickEngine:
         return {key: self.projector.view(key, self.scenario.log) for key in actors}
 
     # -- act
+    def _request(self, agent: PersonaAgent, messages: tuple[Message, ...],
+                 seed: int) -> ChatRequest:
+        """The scenario's request, with whose call it is (episode/agent) for a pool."""
+        request = self.scenario.request_for(agent, messages, seed)
+        if request.affinity:
+            return request
+        return replace(request, affinity=f"{self.scenario.episode_id}/{agent.key}")
+
     def act(self, actors: list[str], views: dict[str, tuple[Message, ...]]) -> list[Outcome]:
         sc = self.scenario
         asks = []
         for key in actors:
             seed = sc.next_seed()
-            asks.append(_Ask(key, views[key], sc.request_for(sc.by_key[key], views[key], seed)))
+            asks.append(_Ask(key, views[key], self._request(sc.by_key[key], views[key], seed)))
         results: dict[str, tuple[_Ask, Interpretation, ChatResponse | None]] = {}
         pending = asks
         max_reasks = self.settings.max_reasks
@@ -165,7 +174,7 @@ class TickEngine:
                 results[ask.key] = (ask, interp, resp)
                 if not interp.ok and (resp.ok or invalid) and round_ < max_reasks:
                     msgs = sc.reask_messages(agent, ask.messages, interp.error)
-                    ask.request = sc.request_for(agent, msgs, sc.next_seed())
+                    ask.request = self._request(agent, msgs, sc.next_seed())
                     retry.append(ask)
             pending = retry
             if not pending:
