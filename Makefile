@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU torch for the transformers backend's tests (a bare `torch` would be a CUDA build)
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,transformers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,transformers,ray]'
 	touch $@
 
 install: $(BIN)/.installed

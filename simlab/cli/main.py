@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int | None:
     except SecretInConfig as exc:
         print(f"simlab: error: {exc}", file=sys.stderr)
         return 2
+    from simlab.cli.extras import missing_extra
+
+    if (missing := missing_extra(args)) is not None:
+        print(f"simlab: error: {missing}", file=sys.stderr)
+        return 2
     if args and args[0] in SUBCOMMANDS:
         return {"show": _show, "graph": _graph, "analyze": _analyze, "export": _export,
                 "population": _population, "scenarios": _scenarios,
