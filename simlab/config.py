@@ -110,6 +110,7 @@ class MockConfig(BackendConfig):
     close_after: int | None = None
     fail_every: int | None = None
     context_window: int | None = None  # declared window in words (tests); None: unlimited
+    latency_s: float = 0.0  # seconds per batch, as a remote model's round trip (same replies)
 
 
 @dataclass
@@ -194,6 +195,36 @@ class ProjectionConfig:
     name: ProjectionName = ProjectionName.egocentric
 
 
+class ExecutorName(Enum):
+    local = "local"
+    ray = "ray"
+
+
+@dataclass
+class ExecutorConfig:
+    """Where a run's episodes are played (``simlab/executors``, ``docs/scaling.md``).
+    Not part of the experiment: a run started with one executor resumes with another."""
+
+    name: ExecutorName = ExecutorName.local
+    # ---- ray only
+    address: str | None = None  # null: start Ray on this machine; auto or host:port: join
+    workers: int | None = None  # actors, each holding one backend; null: as many as fit
+    num_cpus: float = 1  # per worker: set backend.n_threads to it so cores are not shared
+    num_gpus: float = 0  # per worker: > 0 for a worker-local GPU model (transformers, vllm)
+    max_retries: int = 2  # times an episode is sent again after its worker died
+    start_timeout_s: float = 300  # waiting for a worker that has no room to start
+
+    def __post_init__(self) -> None:
+        for key in ("num_cpus", "num_gpus", "max_retries"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"executor.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"executor.workers: must be >= 1 or null, got {self.workers}")
+        if self.start_timeout_s <= 0:
+            raise ValueError(f"executor.start_timeout_s: must be > 0, "
+                             f"got {self.start_timeout_s}")
+
+
 @dataclass
 class RunConfig:
     seed: int = 0
@@ -209,12 +240,20 @@ class RunConfig:
     # changes made from outside the world at given ticks (simlab.research.interventions)
     interventions: list[Any] = field(default_factory=list)
     fork: ForkConfig = field(default_factory=ForkConfig)  # set by `simlab fork`
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 def engine_config(cfg: Any) -> EngineConfig:
     """The composed ``engine`` node as its dataclass (``__post_init__`` checks it)."""
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EngineConfig),
                                                cfg.engine))  # type: ignore[return-value]
+
+
+def executor_config(cfg: Any) -> ExecutorConfig:
+    """The ``executor`` node as its dataclass (a stored run has none: local)."""
+    node = cfg.get("executor") or {}
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ExecutorConfig),
+                                               node))  # type: ignore[return-value]
 
 
 def memory_config(cfg: Any) -> MemoryConfig:
@@ -264,6 +303,7 @@ def register_configs() -> None:
     cs.store(group="population", name="population_schema", node=PopulationConfig)
     cs.store(group="projection", name="projection_schema", node=ProjectionConfig)
     cs.store(group="memory", name="memory_schema", node=MemoryConfig)
+    cs.store(group="executor", name="executor_schema", node=ExecutorConfig)
     for policy in MemoryName:  # memory=window|full: the policy, other settings as given
         cs.store(group="memory", name=policy.value,
                  node={"defaults": ["memory_schema", "_self_"], "policy": policy.value})

@@ -8,7 +8,6 @@ is what makes resuming a killed run exact), then samples the population if asked
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import sys
@@ -19,23 +18,27 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from simlab import run_status
-from simlab.backends.base import Backend, BackendUnusable
+from simlab.backends.base import Backend
 from simlab.checkpointing import EpisodeCheckpoints
-from simlab.config import embedder_for, engine_config, memory_config
-from simlab.context.budget import ContextOverflow
+from simlab.config import embedder_for, engine_config, executor_config, memory_config
+from simlab.executors import EpisodeContext, EpisodeRecord, Executor, ExecutorError, Replays
+from simlab.executors.local import LocalExecutor
 from simlab.population import build_population
 from simlab.registry import spec_of_run
 from simlab.research.fork import fork_plan
 from simlab.research.interventions import check_values, parse_interventions
-from simlab.research.journal import as_dicts
-from simlab.scenario import SEED_BOUND, Scenario
-from simlab.scenario_config import ScenarioConfig
-from simlab.scheduler.graph import run_episode
+from simlab.run_parts import (
+    _plain,
+    episode_seeds,
+    make_backend,
+    make_scenario,
+    retry_seed,
+    scenario_config,
+)
+from simlab.scenario import Scenario
 from simlab.store import RunStore, build_manifest
 from simlab.store.episodes import episode_id
 from simlab.store.lock import run_lock
@@ -70,54 +73,6 @@ class RunSummary:
         return out
 
 
-def _plain(cfg: Any) -> Any:
-    """Config → plain Python (enums to their values) for kwargs and the manifest."""
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return container
-
-
-def episode_seeds(seed: int, n: int) -> tuple[np.random.Generator, list[int]]:
-    rng = np.random.default_rng(seed)
-    return rng, [int(s) for s in rng.integers(SEED_BOUND, size=n)]
-
-
-def scenario_config(cfg: DictConfig) -> ScenarioConfig:
-    """The composed ``scenario`` node as its dataclass (``__post_init__`` checks it)."""
-    node = cfg.scenario
-    kind = OmegaConf.get_type(node)
-    if isinstance(kind, type) and issubclass(kind, ScenarioConfig):
-        return OmegaConf.to_object(node)  # type: ignore[return-value]
-    return spec_of_run(_plain(node)).config(**_plain(node))
-
-
-def make_scenario(cfg: DictConfig, population: list, index: int, seed: int) -> Scenario:
-    """Build the configured scenario for episode ``index``, with its agents."""
-    config = scenario_config(cfg)
-    cls = spec_of_run({"name": config.name}).cls
-    return cls.create(config, population, episode_id=episode_id(index), episode_index=index,
-                      seed=seed)
-
-
-def make_backend(cfg: Any, *, retry_seed: int | None = None) -> Backend:
-    """Instantiate the configured backend inside its wrappers.
-
-    ``name`` is the group's label and ``cache``/``retry`` configure the wrappers
-    (accounting ⊃ cache ⊃ retry ⊃ backend); everything else goes to the backend class.
-    """
-    from simlab.backends.wrappers import wrap_backend
-
-    spec = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True, throw_on_missing=True)
-    assert isinstance(spec, dict)
-    cache = spec.pop("cache", None) or {}
-    retry = spec.pop("retry", None)
-    spec.pop("name", None)
-    inner = instantiate(spec, _convert_="all")
-    cache_path = cache.get("path") if cache.get("enabled") else None
-    if retry_seed is not None:
-        retry = {**(retry or {}), "seed": retry_seed}
-    return wrap_backend(inner, cache_path=cache_path, retry=retry)
-
-
 def check_run_config(cfg: DictConfig) -> None:
     """Values that the schema's types cannot rule out, named by key: the run's own here,
     the scenario's and the engine's by their dataclasses' ``__post_init__``."""
@@ -126,6 +81,7 @@ def check_run_config(cfg: DictConfig) -> None:
     scenario_config(cfg)
     engine_config(cfg)
     memory_config(cfg)
+    executor_config(cfg)
 
 
 def _at_least(node: Any, key: str, low: int, prefix: str = "") -> None:
@@ -217,30 +173,22 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     bar_eps = tqdm(total=len(selected), initial=summary.episodes_skipped, desc="episodes",
                    disable=not cfg.progress, position=0)
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
-    streak, embedder = 0, None
+    streak, executor = 0, None
+    ctx = EpisodeContext(cfg, population, seeds, interventions,
+                         {"projection": config["projection"]["name"], "memory": memory},
+                         settings, cfg.backend, retry_seed(cfg.seed, run_dir), os.getcwd())
     try:
         checkpoints = EpisodeCheckpoints(run_dir, settings)
-        embedder = embedder_for(memory, cfg.get("backend"))
-        for index in todo:
-            eid = episode_id(index)
-            built, first = first, None
+        executor = _executor(cfg, ctx, backend, checkpoints, plan, first,
+                             lambda evs: bar_turns.update(len(evs)))
+        for result in executor.results(todo):
             bar_turns.reset()
-            engine, start = checkpoints.engine_for(
-                eid, lambda i=index, b=built: b or make_scenario(cfg, population, i, seeds[i]),
-                backend, projection=config["projection"]["name"], memory=memory,
-                embedder=embedder, on_events=lambda evs: bar_turns.update(len(evs)),
-                interventions=interventions, replay=plan.replay(eid) if plan else None)
-            scenario = engine.scenario
-            try:
-                run_episode(engine, start)
-            except BackendUnusable as exc:
-                raise RunFailed(f"backend unusable: {exc}") from exc
-            except ContextOverflow as exc:  # every later call would overflow the same way
-                raise RunFailed(f"context overflow: {exc}") from exc
-            error = run_status.backend_failure(scenario)
-            if error is not None:  # a hollow episode: not committed, redone on resume
-                failed.append({"episode_id": scenario.episode_id, "error": error[:300]})
-                log.warning("episode %s ended by backend failures: %s", scenario.episode_id,
+            if result.fatal is not None:
+                raise RunFailed(result.fatal)
+            if result.error is not None:  # a hollow episode: not committed, redone on resume
+                error = result.error
+                failed.append({"episode_id": result.episode_id, "error": error[:300]})
+                log.warning("episode %s ended by backend failures: %s", result.episode_id,
                             error)
                 streak += 1
                 if cfg.max_failed_episodes and streak >= cfg.max_failed_episodes:
@@ -249,13 +197,17 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
                                     f"last error: {error[:300]}")
                 continue
             streak = 0
-            _commit(store, scenario, seeds[index], checkpoints.wall_s(eid), summary)
-            checkpoints.done(eid)
+            assert result.record is not None
+            _commit(store, result.record, summary, result.worker)
+            checkpoints.done(result.episode_id)
             bar_eps.update()
         status = run_status.COMPLETE if not failed else run_status.INCOMPLETE
         if failed:
             cause = (f"{len(failed)} episode(s) ended by backend failures and were not "
                      f"stored; run the same command again to redo them")
+    except ExecutorError as exc:
+        status, cause = run_status.FAILED, str(exc)
+        raise RunFailed(cause) from exc
     except RunFailed as exc:
         status, cause = exc.status, str(exc)
         raise
@@ -268,10 +220,9 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     finally:
         bar_turns.close()
         bar_eps.close()
-        if embedder is not None:
-            embedder.close()
         summary.wall_s = time.time() - started
-        _finish(store, summary, backend, invocations, status, cause, failed, len(selected),
+        stats = _close(executor, backend)
+        _finish(store, summary, stats, invocations, status, cause, failed, len(selected),
                 done=len(done) + summary.episodes_run)
         if own_backend:
             backend.close()
@@ -280,13 +231,44 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
     return summary
 
 
-def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations: list,
+def _executor(cfg: DictConfig, ctx: EpisodeContext, backend: Backend,
+              checkpoints: EpisodeCheckpoints, plan: Any, first: Scenario | None,
+              on_events: Callable[[list], None]) -> Executor:
+    """The configured executor (``executor.name``) for this run's episodes."""
+    replays = Replays(plan)
+    options = executor_config(cfg)
+    if options.name.value == "ray":
+        from simlab.executors.ray_workers import RayExecutor
+
+        return RayExecutor(ctx, options, replays=replays)
+    embedder = embedder_for(ctx.engine["memory"], cfg.get("backend"))
+    return LocalExecutor(ctx, backend, checkpoints, embedder=embedder, replays=replays,
+                         first=first, on_events=on_events)
+
+
+def _close(executor: Executor | None, backend: Backend) -> dict[str, Any]:
+    """Stop the executor; the run's backend stats (the driver's, and its workers')."""
+    if executor is None:
+        return backend.stats()
+    try:
+        stats = executor.stats()
+        if not isinstance(executor, LocalExecutor):
+            stats = run_status.merge_stats([backend.stats(), stats])
+    except Exception as exc:  # a cluster that went away: the driver's own stats
+        log.warning("could not collect the workers' backend stats: %s", exc)
+        stats = backend.stats()
+    finally:
+        executor.close()
+    return stats
+
+
+def _finish(store: RunStore, summary: RunSummary, stats: dict, invocations: list,
             status: str, cause: str, failed: list, planned: int, done: int) -> None:
     """Write the run's end state; a write that fails (a full disk) is reported, not
     allowed to hide the error that ended the run."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     this = {"finished_at": now, "status": status, "summary": summary.as_dict(),
-            "backend_stats": backend.stats()}
+            "backend_stats": stats}
     if cause:
         this["cause"] = cause
     if failed:
@@ -312,36 +294,14 @@ def _finish(store: RunStore, summary: RunSummary, backend: Backend, invocations:
               f"{store.manifest_path}: {exc.strerror or exc}", file=sys.stderr)
 
 
-def retry_seed(seed: int, run_dir: Path) -> int:
-    """The retry wrapper's jitter seed: from the run seed and the run (job) directory,
-    so the jobs of a sweep do not back off in lock-step, yet a rerun repeats itself."""
-    digest = hashlib.sha256(f"{seed}\0{Path(run_dir).resolve()}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _commit(store: RunStore, sc: Scenario, seed: int, wall: float, summary: RunSummary) -> None:
-    events = sc.log.rows()
-    agents = [sc.by_key[k].row() for k in sc.participants]
-    failures = sum(1 for e in sc.log if e.kind == "failure")
-    episode = {
-        "episode_id": sc.episode_id,
-        "episode_index": sc.episode_index,
-        "scenario": sc.name,
-        "seed": seed,
-        "n_turns": sc.turns,
-        "n_events": len(events),
-        "n_failures": failures,
-        "n_steps": sc.steps_taken,
-        "termination_reason": sc.termination_reason,
-        "wall_s": round(wall, 4),
-        "participants": list(sc.participants),
-        **sc.outcome(),
-    }
-    store.write_episode(sc.episode_id, events, agents, episode, tables=sc.tables(),
-                        calls=as_dicts(sc.calls))
+def _commit(store: RunStore, rec: EpisodeRecord, summary: RunSummary, worker: str) -> None:
+    eid = rec.episode["episode_id"]
+    store.write_episode(eid, rec.events, rec.agents, rec.episode, tables=rec.tables,
+                        calls=rec.calls)
     summary.episodes_run += 1
-    summary.turns += sc.turns
-    summary.failures += failures
-    summary.usage += Usage.total(e.usage for e in sc.log)
-    summary.terminations[sc.termination_reason] += 1
-    log.info("episode %s: %d turns, ended: %s", sc.episode_id, sc.turns, sc.termination_reason)
+    summary.turns += rec.turns
+    summary.failures += rec.failures
+    summary.usage += rec.usage
+    summary.terminations[rec.termination] += 1
+    log.info("episode %s: %d turns, ended: %s%s", eid, rec.turns, rec.termination,
+             f" (on Ray node {worker})" if worker else "")

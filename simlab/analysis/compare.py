@@ -31,7 +31,7 @@ from simlab.store.episodes import MANIFEST as MANIFEST_NAME
 
 #: Config keys that never define a group: replicates, bookkeeping, paths.
 IGNORED_KEYS = ("seed", "progress", "backend.cache.path", "backend.model_path",
-                "population.path", "hydra")
+                "population.path", "hydra", "executor")
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,8 @@ class MockBackend(Backend):
         context_window: a declared window in the mock's tokens (words), so tests can
             drive a scenario far past it; None (the default) binds nothing. A request
             over it fails as llama.cpp's does, so an overflow cannot pass unseen.
+        latency_s: seconds each batch takes, like a remote model's round trip, so tests
+            and benchmarks of scheduling see episodes that last (replies do not change).
     """
 
     name = "mock"
@@ -62,7 +65,11 @@ class MockBackend(Backend):
         fail_every: int | None = None,
         model: str = "mock-1",
         context_window: int | None = None,
+        latency_s: float = 0.0,
     ) -> None:
+        if latency_s < 0:
+            raise ValueError(f"latency_s must be >= 0, got {latency_s}")
+        self.latency_s = latency_s
         if fail_every is not None and fail_every < 1:
             raise ValueError(f"fail_every must be >= 1, got {fail_every}")
         self._queue = list(replies or [])
@@ -99,6 +106,8 @@ class MockBackend(Backend):
         }
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[ChatResponse]:
+        if self.latency_s and requests:
+            time.sleep(self.latency_s)
         return [self._one(r) for r in requests]
 
     def _one(self, request: ChatRequest) -> ChatResponse:

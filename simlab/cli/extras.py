@@ -12,6 +12,7 @@ from collections.abc import Sequence
 #: override → (module it needs, the install that provides it)
 NEEDS = {
     "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "pip install 'simlab[ray]'"),
+    "executor=ray": ("ray", "pip install 'simlab[ray]'"),
 }
 
 

@@ -22,7 +22,11 @@ class EgocentricProjector(Projector):
         return log.perceived(agent_id, cursor)
 
     def place(self, agent_id: str, event: Event) -> tuple[Role, str] | None:
-        if event.kind in (FAILURE, MEMORY) or not event.visible_to(agent_id):
+        # Every event placed here came from the agent's own index (new_events, and the
+        # retrieval memory's, read EventLog.perceived), so it was perceived; testing
+        # `visible_to` again scanned each broadcast's whole audience (a day's narration
+        # to 100,000 agents made a tick cost agents x agents: docs/scaling.md).
+        if event.kind in (FAILURE, MEMORY):
             return None
         if event.speaker == agent_id:
             if event.kind == NOTE:

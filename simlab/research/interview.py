@@ -176,7 +176,7 @@ def make_backend_for(cfg: Any, run_dir: Path) -> Backend:
     ``interviews/`` folder unless the run had one), so a re-asked interview repeats."""
     from omegaconf import OmegaConf
 
-    from simlab.runner import make_backend
+    from simlab.run_parts import make_backend
 
     node = OmegaConf.to_container(cfg.backend, resolve=True)
     assert isinstance(node, dict)
@@ -205,7 +205,7 @@ def run_interview(run_dir: str | Path, questions: Sequence[Question], target: Ta
     from simlab.research.fork import inherited_overrides
     from simlab.research.interventions import parse_interventions
     from simlab.research.journal import Replay
-    from simlab.runner import _plain, episode_seeds, make_backend, make_scenario
+    from simlab.run_parts import _plain, episode_seeds, make_backend, make_scenario
     from simlab.store import load_run, read_calls
     from simlab.store.lock import run_lock
 

@@ -19,7 +19,7 @@ from simlab.store.episodes import RunStore
 from simlab.store.manifest import REDACTED
 
 #: Keys that may differ when resuming a run into an existing directory.
-RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes"}
+RESUMABLE_KEYS = {"episodes", "progress", "max_failed_episodes", "executor"}
 #: Keys newer than some stored runs that change what a run does: a run stored without
 #: one had this value, so resuming it with another is a different experiment.
 CHANGES_THE_WORLD: dict[str, Any] = {
