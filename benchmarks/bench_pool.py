@@ -1,4 +1,5 @@
-"""Benchmark: sticky against round-robin routing over a pool of local llama.cpp servers.
+"""Benchmark: sticky against round-robin (and litellm's least-busy) routing over a pool of
+local llama.cpp servers.
 
 Starts ``--servers`` llama.cpp servers on 127.0.0.1 (``simlab.backends.llamacpp_server``
 with the bundled SmolLM2, one thread each, llama-cpp-python's RAM prompt cache on), then
@@ -28,6 +29,8 @@ import urllib.request
 from pathlib import Path
 
 from simlab.backends.base import ChatRequest, Message
+from simlab.backends.litellm_adapter import served_by
+from simlab.backends.litellm_router import RouterBackend
 from simlab.backends.llamacpp import default_model_path
 from simlab.backends.pool import EndpointPool, litellm_backend
 
@@ -100,12 +103,36 @@ def play(pool: EndpointPool, agents: list[str], turns: int) -> tuple[list[float]
     return ticks, latencies
 
 
+def track(pool: object, homes: dict[str, set]) -> None:
+    """Record which server each agent's calls went to (for servers per agent)."""
+    if isinstance(pool, EndpointPool):
+        original = pool.route
+
+        def route(req, exclude=(), original=original):
+            r = original(req, exclude)
+            homes[req.tag].add(r)
+            return r
+
+        pool.route = route  # type: ignore[method-assign]
+        return
+    assert isinstance(pool, RouterBackend)  # a litellm strategy
+    completion = pool._completion
+
+    async def served(request, key, completion=completion):
+        resp = await completion(request, key)
+        homes[request.tag].add(served_by(resp))
+        return resp
+
+    pool._completion = served  # type: ignore[method-assign]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--servers", type=int, default=2)
     ap.add_argument("--agents", type=int, default=9)  # odd: round-robin moves agents
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--routings", default="sticky,round_robin,least_busy")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         procs, urls = start_servers(args.servers, Path(tmp))
@@ -114,30 +141,24 @@ def main() -> None:
         try:
             results: dict[str, list[tuple[list[float], list[float], float, int]]] = {}
             for rnd in range(args.rounds):
-                for routing in ("sticky", "round_robin"):
+                for routing in args.routings.split(","):
                     pool = litellm_backend(model="openai/smollm2", endpoints=urls,
                                            routing=routing, context_window=4096,
                                            timeout_s=300.0)
-                    assert isinstance(pool, EndpointPool)
                     agents = [f"{routing[:2]}{rnd}-{i}" for i in range(args.agents)]
-                    homes = {a: set() for a in agents}
-                    original = pool.route
-
-                    def route(req, exclude=(), homes=homes, original=original):
-                        r = original(req, exclude)
-                        homes[req.tag].add(r)
-                        return r
-
-                    pool.route = route  # type: ignore[method-assign]
+                    homes: dict[str, set] = {a: set() for a in agents}
+                    track(pool, homes)
                     ticks, lat = play(pool, agents, args.turns)
                     spread = statistics.mean(len(h) for h in homes.values())
                     time.sleep(0.5)  # the servers' last timing lines reach their logs
                     tokens, offsets = evaluated(logs, offsets)
                     results.setdefault(routing, []).append((ticks, lat, spread, tokens))
+                    per_server = [v["sent"] for v in pool.stats()["pool"].values()]
                     pool.close()
                     print(f"round {rnd} {routing:11}  s/tick {statistics.mean(ticks):6.2f}  "
                           f"s/call {statistics.mean(lat):6.2f}  servers per agent "
-                          f"{spread:.1f}  prompt tokens evaluated {tokens}", flush=True)
+                          f"{spread:.1f}  calls per server {per_server}  "
+                          f"prompt tokens evaluated {tokens}", flush=True)
         finally:
             for proc in procs:
                 proc.terminate()

@@ -121,7 +121,9 @@ class LiteLLMConfig(BackendConfig):
     api_base: str | None = None
     # a pool instead of one server: every URL serves the same model (docs/scaling.md)
     endpoints: list[str] = field(default_factory=list)
-    routing: str = "sticky"  # sticky (each agent stays on one replica) | round_robin
+    # sticky (each agent stays on one replica) | round_robin; or litellm Router strategies:
+    # least_busy | latency_based | usage_based | simple_shuffle (docs/scaling.md)
+    routing: str = "sticky"
     cooldown_s: float = 30.0  # a replica whose call failed sits out this long
     api_key_env: str | None = None  # NAME of the env var holding the key; never the key
     timeout_s: float = 60.0

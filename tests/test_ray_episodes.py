@@ -10,6 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import polars as pl
 import pytest
 from test_ray import SIMLAB, _events, on_cluster
 
@@ -63,15 +64,22 @@ def _same_as_local(tmp: Path, ray_dir: Path, *overrides: str) -> None:
 
 
 def test_eight_episodes_on_ray_give_the_local_executors_events(tmp_path) -> None:
+    """3 episodes run locally first: the Ray run resumes the same run directory and
+    plays only the other 5, and the whole equals 8 episodes run locally."""
     run = ["backend=mock", "episodes=8", "progress=false", "seed=5"]
-    done = on_cluster(tmp_path, *SIMLAB, *run, *ON_CLUSTER,
-                      f"hydra.run.dir={tmp_path}/ray")
-    assert done.returncode == 0, done.stdout[-3000:]
     ray_dir = tmp_path / "ray"
+    _local(ray_dir, *run[:-1], "episodes=3", "seed=5")
+    done = on_cluster(tmp_path, *SIMLAB, *run, *ON_CLUSTER, f"hydra.run.dir={ray_dir}")
+    assert done.returncode == 0, done.stdout[-3000:]
     _same_as_local(tmp_path, ray_dir, *run)
-    stats = _manifest(ray_dir)["backend_stats"]
+    last = _manifest(ray_dir)["invocations"][-1]
+    assert last["summary"]["episodes_run"] == 5 and last["summary"]["episodes_skipped"] == 3
+    stats = last["backend_stats"]
     assert stats["ray_workers"] == {"started": 2, "lost": 0}
-    assert stats["requests"] == _events(ray_dir).filter(kind="utterance").height
+    played = _events(ray_dir).filter(pl.col("kind") == "utterance",
+                                     pl.col("episode_id").is_in([f"ep0000{i}"
+                                                                 for i in range(3, 8)]))
+    assert stats["requests"] == played.height
     assert len(_nodes(ray_dir)) == 2  # both nodes played episodes
 
 

@@ -15,7 +15,8 @@ backend's first use (``import simlab`` changes nothing process-wide). What chang
   ``ERROR``: litellm logs each call at INFO through them (httpx: one line per request).
 
 Private APIs read: the logging worker's ``flush`` (:func:`flush_logging_worker`) and a
-response's ``_hidden_params["response_cost"]`` (:func:`response_cost`). Process-wide
+response's ``_hidden_params["response_cost"]`` (:func:`response_cost`) and
+``_hidden_params["api_base"]``, the server a Router sent it to (:func:`served_by`). Process-wide
 settings a program may want are offered, never applied: :func:`freeze_gc`.
 
 Checked against litellm ``CHECKED_VERSIONS``;
@@ -95,10 +96,16 @@ def response_cost(response: Any) -> float | None:
     return None if cost is None else float(cost)
 
 
+def served_by(response: Any) -> str | None:
+    """The ``api_base`` of the deployment a Router call went to, if litellm says."""
+    base = (getattr(response, "_hidden_params", None) or {}).get("api_base")
+    return str(base) if base else None
+
+
 def supported(litellm: Any) -> list[str]:
     """What this adapter relies on that the given litellm lacks; empty if all is there."""
-    missing = [f"litellm.{name}" for name in (*ERRORS, "acompletion", "completion_cost")
-               if not hasattr(litellm, name)]
+    missing = [f"litellm.{name}" for name in (*ERRORS, "acompletion", "completion_cost",
+                                              "Router") if not hasattr(litellm, name)]
     if not isinstance(getattr(litellm, "model_cost", None), dict):
         missing.append("litellm.model_cost (a dict)")
     missing += [f"litellm.{name}" for name in ("suppress_debug_info", "num_retries")

@@ -327,11 +327,15 @@ class LiteLLMBackend(Backend):
         return params
 
     # ------------------------------------------------------------ transports
-    async def _via_litellm(self, request: ChatRequest, key: str | None) -> _Reply:
-        resp = await self._lt.acompletion(**{
+    async def _completion(self, request: ChatRequest, key: str | None) -> Any:
+        """One call through litellm (a Router's, in :mod:`~simlab.backends.litellm_router`)."""
+        return await self._lt.acompletion(**{
             **self.extra, **self._params(request), "model": self.model,
             "api_base": self.api_base, "api_key": key, "timeout": self.timeout_s,
             "num_retries": 0, "max_retries": 0})
+
+    async def _via_litellm(self, request: ChatRequest, key: str | None) -> _Reply:
+        resp = await self._completion(request, key)
         choice, usage = resp.choices[0], getattr(resp, "usage", None)
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion = int(getattr(usage, "completion_tokens", 0) or 0)

@@ -30,7 +30,7 @@ from typing import Any
 
 from simlab.backends.base import Backend, BackendError, ChatRequest, ChatResponse, Message
 
-ROUTINGS = ("sticky", "round_robin")
+ROUTINGS = ("sticky", "round_robin")  # simlab's; litellm's: simlab/backends/litellm_router.py
 
 
 def rendezvous(key: str, names: Sequence[str]) -> int:
@@ -174,8 +174,10 @@ class EndpointPool(Backend):
 def litellm_backend(*, endpoints: Sequence[str] = (), routing: str = "sticky",
                     cooldown_s: float = 30.0, **settings: Any) -> Backend:
     """``backend=litellm``: one :class:`LiteLLMBackend`, or with ``endpoints`` a pool of
-    them, one per server URL, sharing every other setting."""
+    them, one per server URL, sharing every other setting; or, for a litellm routing
+    strategy (``least_busy`` …), one litellm Router over those servers."""
     from simlab.backends.litellm_backend import LiteLLMBackend
+    from simlab.backends.litellm_router import STRATEGIES, RouterBackend
 
     if not endpoints:
         return LiteLLMBackend(**settings)
@@ -183,5 +185,13 @@ def litellm_backend(*, endpoints: Sequence[str] = (), routing: str = "sticky",
         raise BackendError("backend.endpoints: set either api_base (one server) or "
                            "endpoints (a pool), not both")
     urls = [str(u) for u in endpoints]
+    if len(set(urls)) != len(urls):
+        raise BackendError(f"backend.endpoints: a server is listed twice: {urls}")
+    if routing in STRATEGIES:
+        return RouterBackend(endpoints=urls, routing=routing, cooldown_s=cooldown_s,
+                             **settings)
+    if routing not in ROUTINGS:
+        raise BackendError(f"backend.routing: {routing!r} is not one of "
+                           f"{(*ROUTINGS, *STRATEGIES)}")
     replicas = [LiteLLMBackend(**settings, api_base=u) for u in urls]
     return EndpointPool(replicas, urls, routing=routing, cooldown_s=cooldown_s)

@@ -9,6 +9,9 @@ set -u
 TMP=$1; BIN=$2; shift 2
 ip link set lo up
 export RAY_USAGE_STATS_ENABLED=0
+# No token auth on this loopback-only cluster, whatever ~/.ray/auth_token a local
+# `ray.init()` left behind (with one, the head enables auth and the worker cannot join).
+export RAY_AUTH_MODE=disabled
 common=(--node-ip-address=127.0.0.1 --num-cpus=1 --disable-usage-stats)
 # Ray's session sockets must fit AF_UNIX's 107 bytes: a short RAY_TMP, not pytest's.
 "$BIN/ray" start --head --port=6390 --include-dashboard=false --temp-dir="${RAY_TMP:-$TMP/ray}" \
