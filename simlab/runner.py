@@ -7,6 +7,7 @@ is what makes resuming a killed run exact), then samples the population if asked
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import os
@@ -14,11 +15,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from simlab import run_status
 from simlab.backends.base import Backend
@@ -174,10 +175,10 @@ def _run_locked(cfg: DictConfig, config: dict, store: RunStore, backend: Backend
                    disable=not cfg.progress, position=0)
     bar_turns = tqdm(desc="turns", unit="turn", disable=not cfg.progress, position=1, leave=False)
     streak, executor = 0, None
-    ctx = EpisodeContext(cfg, population, seeds, interventions,
-                         {"projection": config["projection"]["name"], "memory": memory},
-                         settings, cfg.backend, retry_seed(cfg.seed, run_dir), os.getcwd())
     try:
+        ctx = EpisodeContext(cfg, population, seeds, interventions,
+                             {"projection": config["projection"]["name"], "memory": memory},
+                             settings, cfg.backend, retry_seed(cfg.seed, run_dir), os.getcwd())
         checkpoints = EpisodeCheckpoints(run_dir, settings)
         executor = _executor(cfg, ctx, backend, checkpoints, plan, first,
                              lambda evs: bar_turns.update(len(evs)))
@@ -240,6 +241,11 @@ def _executor(cfg: DictConfig, ctx: EpisodeContext, backend: Backend,
     if options.name.value == "ray":
         from simlab.executors.ray_workers import RayExecutor
 
+        # resolved here, so workers run the config the manifest records (an ${oc.env:…}
+        # would otherwise be read on each worker's machine)
+        resolved = copy.deepcopy(cfg)
+        OmegaConf.resolve(resolved)
+        ctx = replace(ctx, cfg=resolved, backend_cfg=resolved.backend)
         return RayExecutor(ctx, options, replays=replays)
     embedder = embedder_for(ctx.engine["memory"], cfg.get("backend"))
     return LocalExecutor(ctx, backend, checkpoints, embedder=embedder, replays=replays,
@@ -258,7 +264,10 @@ def _close(executor: Executor | None, backend: Backend) -> dict[str, Any]:
         log.warning("could not collect the workers' backend stats: %s", exc)
         stats = backend.stats()
     finally:
-        executor.close()
+        try:
+            executor.close()
+        except Exception as exc:  # the run's end state is still written
+            log.warning("could not stop the executor: %s", exc)
     return stats
 
 

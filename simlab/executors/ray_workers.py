@@ -46,14 +46,17 @@ def import_ray() -> Any:
 class EpisodeWorker:
     """The actor: one backend, many episodes. Built in the worker process."""
 
-    def __init__(self, ctx: EpisodeContext) -> None:
+    def __init__(self, ctx: EpisodeContext, number: int = 0) -> None:
         from simlab.config import embedder_for
         from simlab.run_parts import make_backend
 
         if ctx.cwd and os.path.isdir(ctx.cwd):  # relative paths mean what they did
             os.chdir(ctx.cwd)                    # on the driver (a shared filesystem)
         self.ctx = ctx
-        self.backend = make_backend(ctx.backend_cfg, retry_seed=ctx.retry_seed)
+        # each worker its own jitter, so workers do not back off in lock-step (replies and
+        # events do not depend on it)
+        seed = None if ctx.retry_seed is None else (ctx.retry_seed + number) % 2**64
+        self.backend = make_backend(ctx.backend_cfg, retry_seed=seed)
         self.embedder = embedder_for(ctx.engine["memory"], ctx.backend_cfg)
         self.starts = FreshStarts(ctx.settings)
 
@@ -92,19 +95,22 @@ class RayExecutor:
         if self._owns:
             ray.init(address=options.address, include_dashboard=False,
                      logging_level=logging.WARNING)
-        self._dead = tuple(getattr(ray.exceptions, n) for n in
-                           ("RayActorError", "WorkerCrashedError", "NodeDiedError",
-                            "ObjectLostError") if hasattr(ray.exceptions, n))
-        self._ctx = ray.put(ctx)
-        self._remote = ray.remote(EpisodeWorker).options(
-            num_cpus=options.num_cpus, num_gpus=options.num_gpus)
         self.idle: list[Any] = []
         self.busy: dict[Any, tuple[Any, int]] = {}
         self.starting: dict[Any, Any] = {}
         self.lost = self.spawned = 0
-        self.workers = options.workers or self._fits()
-        for _ in range(self.workers):
-            self._spawn()
+        try:
+            self._dead = tuple(getattr(ray.exceptions, n) for n in
+                               ("RayActorError", "WorkerCrashedError", "NodeDiedError",
+                                "ObjectLostError") if hasattr(ray.exceptions, n))
+            self._ctx = ray.put(ctx)
+            self._remote = ray.remote(EpisodeWorker).options(
+                num_cpus=options.num_cpus, num_gpus=options.num_gpus)
+            self.workers = options.workers or self._fits()
+        except BaseException:
+            if self._owns:
+                ray.shutdown()
+            raise
 
     def _fits(self) -> int:
         """Workers the cluster has room for now: its CPUs (and GPUs) over each one's."""
@@ -120,16 +126,21 @@ class RayExecutor:
         return n
 
     def _spawn(self) -> None:
-        actor = self._remote.remote(self._ctx)
+        actor = self._remote.remote(self._ctx, self.spawned)
         self.spawned += 1
         self.starting[actor.ready.remote()] = actor
 
     def results(self, todo: Sequence[int]) -> Iterator[EpisodeResult]:
         queue, tries = deque(todo), Counter[int]()
+        for _ in range(min(self.workers, len(todo)) - self.spawned):
+            self._spawn()  # no more workers (model loads) than episodes
         while queue or self.busy:
             while queue and self.idle:
-                actor, index = self.idle.pop(), queue.popleft()
-                self.busy[actor.play.remote(index, self.replays(index))] = (actor, index)
+                index = queue[0]
+                replay = self.replays(index)  # read before a worker is taken
+                actor = self.idle.pop()
+                queue.popleft()
+                self.busy[actor.play.remote(index, replay)] = (actor, index)
             ref = self._next()
             if ref in self.starting:
                 actor = self.starting.pop(ref)
@@ -154,6 +165,7 @@ class RayExecutor:
                 self._lose(actor, f"its worker died while playing episode {index} ({why}); "
                            f"the episode runs again on another worker")
                 queue.appendleft(index)
+                self._prune_idle()  # a dead node takes its idle workers too
                 self._spawn()  # a replacement, used once the cluster has room for it
                 continue
             self.idle.append(actor)
@@ -176,6 +188,24 @@ class RayExecutor:
                 f"num_gpus={self.options.num_gpus}")
         return ready[0]
 
+    def _prune_idle(self, timeout_s: float = 10.0) -> None:
+        """Drop idle workers that died unnoticed (their node went with a busy one), so
+        that no episode is charged a retry for a worker that was already gone."""
+        if not self.idle:
+            return
+        pings = {actor.ready.remote(): actor for actor in self.idle}
+        answered, _ = self.ray.wait(list(pings), num_returns=len(pings), timeout=timeout_s)
+        alive = []
+        for ref in answered:
+            try:
+                self.ray.get(ref)
+                alive.append(pings[ref])
+            except self._dead as exc:
+                self._lose(pings[ref], f"an idle worker had died ({_why(exc)})")
+        for ref in set(pings) - set(answered):  # no answer in time: not to be trusted
+            self._lose(pings[ref], f"an idle worker did not answer in {timeout_s} s")
+        self.idle = alive
+
     def _lose(self, actor: Any, why: str) -> None:
         self.lost += 1
         log.warning("executor=ray: %s", why)
@@ -183,10 +213,10 @@ class RayExecutor:
         self.ray.kill(actor, no_restart=True)
 
     def stats(self) -> dict[str, Any]:
-        """The workers' backend stats, merged (a lost worker's are gone with it; the
-        episodes it committed keep their usage in their events)."""
-        actors = [*self.idle, *(a for a, _ in self.busy.values())]
-        refs = [a.stats.remote() for a in actors]
+        """The idle workers' backend stats, merged. A worker stopped mid-episode (the run
+        ended early) or lost is not waited for: its stats are gone with it, and the
+        episodes it committed keep their usage in their events."""
+        refs = [a.stats.remote() for a in self.idle]
         ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=30) if refs else ([], [])
         parts = []
         for ref in ready:
@@ -199,17 +229,26 @@ class RayExecutor:
         return merged
 
     def close(self) -> None:
-        """Stop every worker (a busy one mid-episode: that episode was not committed)."""
+        """Stop every worker (a busy one mid-episode: that episode was not committed);
+        and Ray, when this executor started it. Each step is tried, so a cluster that
+        went away cannot keep the run from recording its end."""
         ray = self.ray
-        closing = [a.close.remote() for a in self.idle]
-        if closing:
-            ray.wait(closing, num_returns=len(closing), timeout=30)
-        for actor in [*self.idle, *(a for a, _ in self.busy.values()),
-                      *self.starting.values()]:
-            ray.kill(actor, no_restart=True)
-        self.idle, self.busy, self.starting = [], {}, {}
-        if self._owns:
-            ray.shutdown()
+        try:
+            closing = [a.close.remote() for a in self.idle]
+            if closing:
+                ray.wait(closing, num_returns=len(closing), timeout=30)
+            for actor in [*self.idle, *(a for a, _ in self.busy.values()),
+                          *self.starting.values()]:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception as exc:  # already gone with its node
+                    log.debug("executor=ray: could not kill a worker: %s", exc)
+        except Exception as exc:
+            log.warning("executor=ray: stopping the workers failed: %s", exc)
+        finally:
+            self.idle, self.busy, self.starting = [], {}, {}
+            if self._owns:
+                ray.shutdown()
 
 
 def _why(exc: BaseException) -> str:
