@@ -8,24 +8,31 @@ TORCH_VERSION ?= 2.13.0
 # pip caches the wheel, so later installs take seconds.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install browser run test test-fast lint bench clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU torch for the transformers backend's tests (a bare `torch` would be a CUDA build)
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,transformers,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,transformers,ray,ui]'
 	touch $@
 
 install: $(BIN)/.installed
+
+## Debian's Chromium for the browser tests (Playwright drives it; it downloads no browser).
+## Needs root to install; without it the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	  >/dev/null; } || echo "make browser: chromium not installed (needs root); browser tests will skip"
 
 ## Run the default experiment (3 persona dialogues on the embedded model); ARGS= for overrides.
 run: install
 	$(BIN)/simlab $(ARGS)
 
 ## The whole test suite, embedded-model and server tests included (this is what CI runs).
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 ## Offline unit tests only (no embedded model).

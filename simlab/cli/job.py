@@ -124,5 +124,6 @@ def run_job(cfg: Any) -> None:
         f"simlab: {s['episodes_run']} episodes ({s['episodes_skipped']} already done), "
         f"{s['turns']} turns, {s['failures']} failures in {s['wall_s']:.1f}s → {run_dir}\n"
         f"        ended: {s['terminations']}\n"
-        f"        transcripts: simlab show {run_dir}"
+        f"        transcripts: simlab show {run_dir}\n"
+        f"        in a browser: simlab ui {run_dir}"
     )

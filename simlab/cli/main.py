@@ -26,7 +26,7 @@ from simlab.resources import conf_dir
 
 CONF_DIR = str(conf_dir())
 SUBCOMMANDS = ("show", "graph", "analyze", "export", "population", "scenarios", "fork",
-               "interview")
+               "interview", "ui")
 log = logging.getLogger("simlab")
 
 
@@ -85,6 +85,12 @@ def _interview(argv: list[str]) -> int:
     return interview_main(argv)
 
 
+def _ui(argv: list[str]) -> int:
+    from simlab.cli.ui import main as ui_main
+
+    return ui_main(argv)
+
+
 def _fork(argv: list[str]) -> list[str] | int:
     from simlab.cli.fork import main as fork_main
 
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> int | None:
     if args and args[0] in SUBCOMMANDS:
         return {"show": _show, "graph": _graph, "analyze": _analyze, "export": _export,
                 "population": _population, "scenarios": _scenarios,
-                "interview": _interview}[args[0]](args[1:])
+                "interview": _interview, "ui": _ui}[args[0]](args[1:])
     from simlab.cli.scenarios import moved_key
 
     moved = next(filter(None, map(moved_key, args)), None)

@@ -94,6 +94,16 @@ def _log(episode_id: str, events: pl.DataFrame) -> EventLog:
     return log
 
 
+def egocentric(episode_id: str, events: pl.DataFrame, agents: Sequence[dict[str, Any]]
+               ) -> tuple[EgocentricProjector, EventLog]:
+    """The ECP projector and log of a stored episode: ``projector.view(agent, log)`` is
+    what that agent saw, rebuilt from the events (export and the run browser use it)."""
+    names = {a["agent_id"]: a["name"] for a in agents}
+    ctx = ProjectionContext(system_prompts={a["agent_id"]: system_message(a) for a in agents},
+                            names=names, participants=tuple(names))
+    return EgocentricProjector(ctx), _log(episode_id, events)
+
+
 def perspective(messages: Sequence[Message]) -> list[dict[str, str]]:
     """Chat messages up to the agent's last reply; empty if it never replied."""
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
@@ -118,12 +128,7 @@ def episode_rows(run: RunTables, label: str, metrics: MetricTables,
         if ev is None or ag is None:
             continue
         ag_rows = ag.to_dicts()
-        names = {a["agent_id"]: a["name"] for a in ag_rows}
-        ctx = ProjectionContext(system_prompts={a["agent_id"]: system_message(a)
-                                                for a in ag_rows},
-                                names=names, participants=tuple(names))
-        log = _log(eid, ev)
-        projector = EgocentricProjector(ctx)
+        projector, log = egocentric(eid, ev, ag_rows)
         models = Counter(m for s, m in zip(ev["speaker"], ev["model"], strict=True) if m)
         for a in ag_rows:
             msgs = perspective(projector.view(a["agent_id"], log))

@@ -1,0 +1,122 @@
+"""The run browser's web app: server-rendered pages over the store, no JavaScript build.
+
+Starlette with Jinja2 templates, served by uvicorn on 127.0.0.1. Chosen over Solara,
+Panel and Dash because the browser is read-only and page-shaped: each page is one GET
+that reads a few Parquet files with polars and renders HTML, which loads fast, needs no
+websocket session per viewer, and ships no third-party JavaScript (nothing is fetched
+from a CDN at run time). Why, at more length: ``docs/ui.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simlab.ui import data
+from simlab.ui.network import opinion_network
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def make_app(paths: Sequence[str | Path]) -> Any:
+    """The Starlette app over the runs under ``paths`` (found again on every Runs page
+    load, so runs started later appear)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.responses import FileResponse, HTMLResponse
+    from starlette.routing import Route
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+    roots = [Path(p) for p in paths]
+
+    def page(name: str, **values: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(roots=roots, **values))
+
+    def run_of(request: Any) -> data.Run:
+        runs = data.discover(roots)
+        rid = int(request.path_params["run"])
+        if not 0 <= rid < len(runs):
+            raise HTTPException(404, f"no run {rid}")
+        return runs[rid]
+
+    async def runs_page(request: Any) -> HTMLResponse:
+        return page("runs.html", groups=data.sweeps(data.discover(roots)))
+
+    async def run_page(request: Any) -> HTMLResponse:
+        run = run_of(request)
+        eps = data.episodes(run)
+        rows = eps.to_dicts() if eps.height else []
+        latest: list[dict[str, Any]] = []
+        if rows:  # live: the newest committed episode's last events
+            last = max(rows, key=lambda e: e["episode_index"])["episode_id"]
+            events, agents = data.episode(run, last)
+            names = {a["agent_id"]: a["name"] for a in agents}
+            latest = data.event_rows(events.tail(8), names)
+        planned = run.config.get("episodes") or len(rows) or 1
+        return page("run.html", run=run.row(), manifest=run.manifest, episodes=rows,
+                    latest=latest, done=len(rows), planned=planned,
+                    live=run.manifest.get("status") == "running")
+
+    async def episode_page(request: Any) -> HTMLResponse:
+        run = run_of(request)
+        eid = request.path_params["episode"]
+        try:
+            events, agents = data.episode(run, eid)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc)) from None
+        names = {a["agent_id"]: a["name"] for a in agents}
+        who = request.query_params.get("view", "")
+        view = None
+        if who:
+            try:
+                view = data.agent_view(events, agents, eid, who)
+            except KeyError as exc:
+                raise HTTPException(404, str(exc)) from None
+        scale = (run.config.get("scenario") or {}).get("scale")
+        network = opinion_network(events, data.episode_table(run, eid, "stances"), names,
+                                  scale if isinstance(scale, int) else None)
+        return page("episode.html", run=run.row(), episode_id=eid, agents=agents,
+                    events=data.event_rows(events, names), who=who, view=view,
+                    who_name=names.get(who, who), network=network)
+
+    async def agent_page(request: Any) -> HTMLResponse:
+        run = run_of(request)
+        eid, aid = request.path_params["episode"], request.path_params["agent"]
+        try:
+            events, agents = data.episode(run, eid)
+        except KeyError as exc:
+            raise HTTPException(404, str(exc)) from None
+        agent = next((a for a in agents if a["agent_id"] == aid), None)
+        if agent is None:
+            raise HTTPException(404, f"episode {eid} has no agent {aid!r}")
+        names = {a["agent_id"]: a["name"] for a in agents}
+        turns = [e for e in data.event_rows(events, names) if e["speaker_id"] == aid]
+        persona = {k: v for k, v in agent.items() if v not in (None, "", [], {})}
+        metrics = data.turn_metrics(run, eid, aid)
+        return page("agent.html", run=run.row(), episode_id=eid, agent=agent,
+                    persona=persona, turns=turns, metrics=metrics,
+                    metric_names=data.TURN_METRICS if metrics else ())
+
+    async def metrics_page(request: Any) -> HTMLResponse:
+        run = run_of(request)
+        tables = data.analysis_tables(run)
+        return page("metrics.html", run=run.row(), plots=data.plots(run),
+                    tables={k: (v.columns, v.rows()) for k, v in tables.items()})
+
+    async def plot_file(request: Any) -> Any:
+        run = run_of(request)
+        name = request.path_params["name"]
+        if name not in data.plots(run):  # only the listed files: no path walks out
+            raise HTTPException(404, f"no plot {name!r}")
+        return FileResponse(run.path / data.ANALYSIS / "plots" / name)
+
+    return Starlette(routes=[
+        Route("/", runs_page),
+        Route("/run/{run:int}", run_page),
+        Route("/run/{run:int}/episode/{episode}", episode_page),
+        Route("/run/{run:int}/episode/{episode}/agent/{agent}", agent_page),
+        Route("/run/{run:int}/metrics", metrics_page),
+        Route("/run/{run:int}/plots/{name}", plot_file),
+    ])

@@ -1,0 +1,174 @@
+"""What the run browser shows, read from the store: read-only, and lazily.
+
+The Runs page reads manifests only, so it costs one small JSON file per run, whatever
+the runs hold. An episode's page reads that episode's own Parquet files, never the whole
+run. Nothing here writes: the browser cannot damage a run, even one still running.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from simlab.analysis.compare import differing_keys, find_runs, flatten, short_key
+from simlab.store.episodes import AGENTS_FILE, EPISODE_FILE, EPISODES_DIR, EVENTS_FILE, MANIFEST
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory the browser was pointed at, and its manifest."""
+
+    id: int
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.get("config") or {}
+
+    def row(self) -> dict[str, Any]:
+        """The Runs page's columns for this run."""
+        summary = self.manifest.get("summary") or {}
+        backend = self.manifest.get("backend") or {}
+        return {
+            "id": self.id, "path": str(self.path), "name": self.path.name,
+            "scenario": (self.config.get("scenario") or {}).get("name", "?"),
+            "model": backend.get("model_id") or backend.get("model") or "?",
+            "seed": self.config.get("seed"), "status": self.manifest.get("status", "?"),
+            "episodes": summary.get("episodes_done", summary.get("episodes_run", 0)),
+            "planned": summary.get("episodes_planned", self.config.get("episodes")),
+            "turns": summary.get("turns", 0), "failures": summary.get("failures", 0),
+            "tokens": summary.get("prompt_tokens", 0) + summary.get("completion_tokens", 0),
+            "cost_usd": summary.get("cost_usd", 0.0),
+        }
+
+
+def discover(paths: Sequence[str | Path]) -> list[Run]:
+    """Every run under ``paths`` (run directories, or folders of them at any depth)."""
+    runs = []
+    for i, path in enumerate(find_runs(paths)):
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # being written: shown again on the next load
+            manifest = {"status": "unreadable"}
+        runs.append(Run(i, path, manifest))
+    return runs
+
+
+def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Runs grouped by the folder that holds them (a sweep's directory), each group with
+    the config keys that differ between its runs as extra columns."""
+    groups: dict[Path, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.path.parent, []).append(run)
+    out = []
+    for parent, members in groups.items():
+        keys = differing_keys([r.config for r in members]) if len(members) > 1 else []
+        rows = []
+        for run in members:
+            flat = flatten(run.config)
+            rows.append({**run.row(), "keys": {short_key(k): flat.get(k) for k in keys}})
+        out.append({"folder": str(parent), "keys": [short_key(k) for k in keys],
+                    "runs": rows})
+    return out
+
+
+def _episode_dir(run: Run, episode_id: str) -> Path:
+    where = run.path / EPISODES_DIR / episode_id
+    if where.parent != run.path / EPISODES_DIR or not (where / EPISODE_FILE).is_file():
+        raise KeyError(f"{run.path}: no committed episode {episode_id!r}")
+    return where
+
+
+def episodes(run: Run) -> pl.DataFrame:
+    """One row per committed episode (its ``episode.parquet``), in id order."""
+    files = sorted((run.path / EPISODES_DIR).glob(f"*/{EPISODE_FILE}"))
+    if not files:
+        return pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def episode(run: Run, episode_id: str) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    """An episode's events (by seq) and its agents' rows."""
+    where = _episode_dir(run, episode_id)
+    events = pl.read_parquet(where / EVENTS_FILE).sort("seq")
+    return events, pl.read_parquet(where / AGENTS_FILE).to_dicts()
+
+
+def episode_table(run: Run, episode_id: str, name: str) -> pl.DataFrame:
+    """One of the episode's scenario tables (``stances``, ``ticks`` …); empty if absent."""
+    path = _episode_dir(run, episode_id) / f"{name}.parquet"
+    return pl.read_parquet(path) if path.is_file() else pl.DataFrame()
+
+
+def event_rows(events: pl.DataFrame, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The global log as the Episode page lists it: who, to whom, what, and the raw
+    reply where the recorded text is not the model's reply verbatim."""
+    rows = []
+    for e in events.iter_rows(named=True):
+        data = {}
+        if e.get("data"):
+            try:
+                data = json.loads(e["data"])
+            except ValueError:
+                data = {}
+        raw = data.get("raw") if isinstance(data, dict) else None
+        rows.append({
+            "seq": e["seq"], "step": e["step"], "kind": e["kind"],
+            "speaker": names.get(e["speaker"], e["speaker"]), "speaker_id": e["speaker"],
+            "audience": [names.get(a, a) for a in (e["audience"] or [])],
+            "content": e["content"] or "", "raw": raw if raw != e["content"] else None,
+            "attempts": e.get("attempts") or 0,
+        })
+    return rows
+
+
+def agent_view(events: pl.DataFrame, agents: Sequence[dict[str, Any]], episode_id: str,
+               agent_id: str) -> list[dict[str, str]]:
+    """The agent's egocentric view of the whole episode, as its model saw it (the ECP
+    projector over the stored events, as ``simlab export`` rebuilds it)."""
+    from simlab.export.rows import egocentric
+
+    if agent_id not in {a["agent_id"] for a in agents}:
+        raise KeyError(f"episode {episode_id} has no agent {agent_id!r}")
+    projector, log = egocentric(episode_id, events, agents)
+    return [m.as_dict() for m in projector.view(agent_id, log)]
+
+
+ANALYSIS = "analysis"  # where `simlab analyze RUN` writes (simlab/analysis/analyze.py)
+#: per-turn metrics the Agent page shows beside each turn
+TURN_METRICS = ("persona_sim", "drift_rel", "echo_partner_sim", "echoed", "repetition",
+                "role_assistant", "role_partner_label", "role_self_answer")
+
+
+def analysis_tables(run: Run, limit: int = 200) -> dict[str, pl.DataFrame]:
+    """The run's ``simlab analyze`` tables (metrics and scenario), first ``limit`` rows
+    each, read lazily; empty when the run was not analysed."""
+    root = run.path / ANALYSIS
+    out = {}
+    for folder in ("metrics", "scenario"):
+        for path in sorted((root / folder).glob("*.parquet")):
+            out[f"{folder}/{path.stem}"] = pl.scan_parquet(path).head(limit).collect()
+    return out
+
+
+def plots(run: Run) -> list[str]:
+    """The analysis plots' file names (PNG), served by the app from that folder only."""
+    return sorted(p.name for p in (run.path / ANALYSIS / "plots").glob("*.png"))
+
+
+def turn_metrics(run: Run, episode_id: str, agent_id: str) -> dict[int, dict[str, Any]]:
+    """Seq-free per-turn metrics of one agent (by its step), if the run was analysed."""
+    path = run.path / ANALYSIS / "metrics" / "turns.parquet"
+    if not path.is_file():
+        return {}
+    rows = (pl.scan_parquet(path)
+            .filter((pl.col("episode_id") == episode_id) & (pl.col("agent_id") == agent_id))
+            .collect())
+    keep = [c for c in TURN_METRICS if c in rows.columns]
+    return {r["step"]: {k: r[k] for k in keep} for r in rows.iter_rows(named=True)}

@@ -1,0 +1,94 @@
+"""The run browser's pages, offline (Starlette's test client, no browser): what the Runs
+page lists for a sweep, and clear 404s for what does not exist."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from simlab.cli.ui import missing
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+SIMLAB = [sys.executable, "-m", "simlab.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    done = subprocess.run([*SIMLAB, "-m", "backend=mock", "episodes=1", "progress=false",
+                           "projection=egocentric,concat", f"hydra.sweep.dir={root}"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first = sorted(p.parent for p in root.glob("*/manifest.json"))[0]
+    analysed = subprocess.run([*SIMLAB, "analyze", str(first)], capture_output=True,
+                              text=True, timeout=300)
+    assert analysed.returncode == 0, analysed.stderr[-2000:]
+    return root
+
+
+@pytest.fixture
+def client(sweep):
+    from starlette.testclient import TestClient
+
+    from simlab.ui.app import make_app
+
+    return TestClient(make_app([sweep]))
+
+
+def test_the_runs_page_groups_a_sweep_with_its_differing_key(client, sweep) -> None:
+    from simlab.ui import data
+
+    groups = data.sweeps(data.discover([sweep]))
+    assert len(groups) == 1 and groups[0]["keys"] == ["projection"]
+    assert sorted(r["keys"]["projection"] for r in groups[0]["runs"]) == ["concat", "egocentric"]
+    assert all(r["status"] == "complete" and r["episodes"] == 1 for r in groups[0]["runs"])
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "<th>projection</th>" in page.text and page.text.count("data-run=") == 2
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("/run/7", "no run 7"),
+    ("/run/0/episode/ep00009", "no committed episode 'ep00009'"),
+    ("/run/0/episode/../../etc", None),
+    ("/run/0/episode/ep00000?view=nobody", "has no agent 'nobody'"),
+    ("/run/0/episode/ep00000/agent/nobody", "has no agent 'nobody'"),
+])
+def test_what_does_not_exist_is_a_404_that_says_so(client, path, says) -> None:
+    page = client.get(path)
+    assert page.status_code == 404
+    if says:
+        assert says in page.text
+
+
+def test_without_the_extra_the_error_names_the_install(monkeypatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert missing() == ("simlab ui needs an optional extra that is not installed "
+                         "(uvicorn): pip install -e '.[ui]'")
+
+
+def test_metrics_and_per_turn_metrics_come_from_simlab_analyze(client, sweep) -> None:
+    from simlab.ui import data
+
+    runs = data.discover([sweep])
+    analysed = next(r for r in runs if (r.path / "analysis").is_dir())
+    other = next(r for r in runs if r is not analysed)
+    page = client.get(f"/run/{analysed.id}/metrics")
+    assert page.status_code == 200
+    for table in ("metrics/episodes", "metrics/agents", "metrics/turns", "metrics/runs"):
+        assert f'data-table="{table}"' in page.text
+    plot = data.plots(analysed)[0]
+    image = client.get(f"/run/{analysed.id}/plots/{plot}")
+    assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
+    assert client.get(f"/run/{analysed.id}/plots/..%2Fmanifest.json").status_code == 404
+    bare = client.get(f"/run/{other.id}/metrics")
+    assert f"simlab analyze {other.path}" in bare.text
+    _, agents = data.episode(analysed, "ep00000")
+    agent = client.get(f"/run/{analysed.id}/episode/ep00000/agent/{agents[0]['agent_id']}")
+    assert "<th>persona_sim</th>" in agent.text and "<th>drift_rel</th>" in agent.text
