@@ -48,16 +48,21 @@ class Run:
         }
 
 
+def _manifest(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # being replaced: read again on the next load
+        return {"status": "unreadable"}
+
+
 def discover(paths: Sequence[str | Path]) -> list[Run]:
     """Every run under ``paths`` (run directories, or folders of them at any depth)."""
-    runs = []
-    for i, path in enumerate(find_runs(paths)):
-        try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # being written: shown again on the next load
-            manifest = {"status": "unreadable"}
-        runs.append(Run(i, path, manifest))
-    return runs
+    return [Run(i, path, _manifest(path)) for i, path in enumerate(find_runs(paths))]
+
+
+def reread(run: Run) -> Run:
+    """The run with its manifest read again (a live run's status and summary move)."""
+    return Run(run.id, run.path, _manifest(run.path))
 
 
 def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
