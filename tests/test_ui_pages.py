@@ -92,3 +92,28 @@ def test_metrics_and_per_turn_metrics_come_from_simlab_analyze(client, sweep) ->
     _, agents = data.episode(analysed, "ep00000")
     agent = client.get(f"/run/{analysed.id}/episode/ep00000/agent/{agents[0]['agent_id']}")
     assert "<th>persona_sim</th>" in agent.text and "<th>drift_rel</th>" in agent.text
+
+
+def test_a_reply_is_shown_as_text_never_as_markup(tmp_path) -> None:
+    """Model replies are untrusted: a reply holding HTML is escaped on every page."""
+    from conftest import compose
+    from starlette.testclient import TestClient
+
+    from simlab.backends.mock import MockBackend
+    from simlab.runner import run
+    from simlab.ui import data
+    from simlab.ui.app import make_app
+
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    run(compose("backend=mock", "episodes=1", "progress=false"), tmp_path / "r",
+        backend=MockBackend(replies=[evil]))
+    client = TestClient(make_app([tmp_path]))
+    _, agents = data.episode(data.discover([tmp_path])[0], "ep00000")
+    speaker = agents[0]["agent_id"]
+    for path in ("/run/0", "/run/0/episode/ep00000", f"/run/0/episode/ep00000?view={speaker}",
+                 f"/run/0/episode/ep00000/agent/{speaker}"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert '<script>alert("x")' not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in client.get(
+        "/run/0/episode/ep00000").text

@@ -40,9 +40,9 @@ def make_app(paths: Sequence[str | Path]) -> Any:
     listed: list[data.Run] = []
 
     def run_of(request: Any) -> data.Run:
-        if not listed:
-            listed.extend(data.discover(roots))
         rid = int(request.path_params["run"])
+        if rid >= len(listed):  # a run started since the Runs page was last loaded
+            listed[:] = data.discover(roots)
         if not 0 <= rid < len(listed):
             raise HTTPException(404, f"no run {rid}")
         return data.reread(listed[rid])
