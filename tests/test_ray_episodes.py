@@ -110,3 +110,18 @@ def test_a_killed_worker_node_loses_only_its_episode(tmp_path) -> None:
     episodes = sorted(p.name for p in (ray_dir / "episodes").iterdir())
     assert len(episodes) == 8
     assert _manifest(ray_dir)["backend_stats"]["ray_workers"]["lost"] >= 1
+
+
+def test_backend_failures_on_ray_stop_the_run_as_failed_and_store_nothing(tmp_path) -> None:
+    """Every call fails: each episode ends by backend failures, is not stored, and the
+    circuit breaker stops the run as failed, with its cause, as the local executor does."""
+    run = ["backend=mock", "backend.fail_every=1", "episodes=4", "max_failed_episodes=2",
+           "progress=false", "backend.retry.max_attempts=1"]
+    ray_dir = tmp_path / "ray"
+    done = on_cluster(tmp_path, *SIMLAB, *run, *ON_CLUSTER, f"hydra.run.dir={ray_dir}")
+    assert done.returncode == 1, done.stdout[-3000:]
+    m = _manifest(ray_dir)
+    assert m["status"] == "failed"
+    assert "2 episodes in a row ended by backend failures" in m["cause"]
+    assert m["summary"]["episodes_done"] == 0
+    assert not list((ray_dir / "episodes").glob("*/_commit.json"))
