@@ -197,3 +197,36 @@ def test_a_running_run_shows_its_episodes_as_they_are_committed(tmp_path) -> Non
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(20)
+
+
+def test_the_economy_and_auction_views_draw_in_the_browser(tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
+    for scenario in ("economy", "auction"):
+        made = subprocess.run([*SIMLAB, "backend=mock", "progress=false", "episodes=1",
+                               f"scenario={scenario}",
+                               f"hydra.run.dir={tmp_path / 'runs' / scenario}"],
+                              capture_output=True, text=True, timeout=300)
+        assert made.returncode == 0, made.stderr[-2000:]
+    ui = subprocess.Popen([*SIMLAB, "ui", str(tmp_path / "runs"), "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert ui.stdout is not None
+        url = ui.stdout.readline().split()[2]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM,
+                                        args=["--no-sandbox", "--headless=new"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            for scenario, charts in (("economy", 3), ("auction", 1)):
+                page.goto(url)
+                page.click(f"a:text-is('{scenario}')")
+                page.click("text=ep00000")
+                assert page.locator("#charts svg.chart").count() >= charts
+                box = page.locator("#charts svg.chart").first.bounding_box()
+                assert box is not None and box["width"] > 300  # drawn, not empty
+                _shot(page, tmp_path, scenario, part="#charts")
+            browser.close()
+    finally:
+        ui.terminate()
+        ui.wait(20)

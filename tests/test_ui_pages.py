@@ -117,3 +117,35 @@ def test_a_reply_is_shown_as_text_never_as_markup(tmp_path) -> None:
         assert '<script>alert("x")' not in page.text and "<img src=x" not in page.text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in client.get(
         "/run/0/episode/ep00000").text
+
+
+@pytest.mark.parametrize("scenario", ["economy", "auction"])
+def test_the_scenario_charts_draw_what_the_episode_stored(tmp_path, scenario) -> None:
+    import polars as pl
+    from conftest import compose
+    from starlette.testclient import TestClient
+
+    from simlab.runner import run
+    from simlab.ui.app import make_app
+
+    run(compose("backend=mock", "episodes=1", "progress=false", f"scenario={scenario}"),
+        tmp_path / "r")
+    page = TestClient(make_app([tmp_path])).get("/run/0/episode/ep00000").text
+    charts = page.split('<svg class="chart"')[1:]
+    where = tmp_path / "r" / "episodes" / "ep00000"
+    if scenario == "economy":
+        ticks = pl.read_parquet(where / "ticks.parquet")
+        assert len(charts) == 3  # labour, Gini, welfare
+        planners = ticks["planner"].n_unique()
+        assert all(c.count("<polyline") == planners for c in charts)
+        assert all(c.split("<polyline", 1)[1].split('"')[1].count(",") == ticks.height
+                   for c in charts if planners == 1)  # one point per tick
+    else:
+        bids = pl.read_parquet(where / "bids.parquet").filter(
+            pl.col("valid") & pl.col("amount").is_not_null())
+        lots = sorted(bids["lot"].unique().to_list())
+        assert len(charts) == len(lots)
+        for lot, chart in zip(lots, charts, strict=True):
+            rows = bids.filter(pl.col("lot") == lot)
+            assert chart.count("<circle") == rows.height  # every valid bid
+            assert chart.count('stroke-dasharray="4 3"') == rows["bidder"].n_unique()

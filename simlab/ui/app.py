@@ -10,10 +10,12 @@ from a CDN at run time). Why, at more length: ``docs/ui.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from simlab.ui import data
+from simlab.ui.charts import auction_charts, economy_charts
 from simlab.ui.network import opinion_network
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -23,6 +25,7 @@ def make_app(paths: Sequence[str | Path]) -> Any:
     """The Starlette app over the runs under ``paths`` (found again on every Runs page
     load, so runs started later appear)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
+    from markupsafe import Markup
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
     from starlette.responses import FileResponse, HTMLResponse
@@ -84,9 +87,13 @@ def make_app(paths: Sequence[str | Path]) -> Any:
         scale = (run.config.get("scenario") or {}).get("scale")
         network = opinion_network(events, data.episode_table(run, eid, "stances"), names,
                                   scale if isinstance(scale, int) else None)
+        table = partial(data.episode_table, run, eid)
+        charts = [*economy_charts(table("ticks")), *auction_charts(table("bids"),
+                                                                  table("items"))]
         return page("episode.html", run=run.row(), episode_id=eid, agents=agents,
                     events=data.event_rows(events, names), who=who, view=view,
-                    who_name=names.get(who, who), network=network)
+                    who_name=names.get(who, who), network=network,
+                    charts=[Markup(c) for c in charts])  # built escaped (charts.py)
 
     async def agent_page(request: Any) -> HTMLResponse:
         run = run_of(request)
