@@ -149,3 +149,27 @@ def test_the_scenario_charts_draw_what_the_episode_stored(tmp_path, scenario) ->
             rows = bids.filter(pl.col("lot") == lot)
             assert chart.count("<circle") == rows.height  # every valid bid
             assert chart.count('stroke-dasharray="4 3"') == rows["bidder"].n_unique()
+
+
+def test_a_census_agent_shows_each_attribute_with_its_acs_code(tmp_path) -> None:
+    import json
+
+    import polars as pl
+    from conftest import compose
+    from starlette.testclient import TestClient
+
+    from simlab.runner import run
+    from simlab.ui.app import make_app
+
+    run(compose("backend=mock", "episodes=1", "progress=false", "scenario=opinion"),
+        tmp_path / "r")
+    agents = pl.read_parquet(tmp_path / "r" / "episodes" / "ep00000" / "agents.parquet")
+    agent = agents.to_dicts()[0]
+    attrs = json.loads(agent["attributes_json"])
+    page = TestClient(make_app([tmp_path])).get(
+        f"/run/0/episode/ep00000/agent/{agent['agent_id']}").text
+    education = page.split('<tr data-column="SCHL">', 1)[1].split("</tr>", 1)[0]
+    assert f"<td>education</td><td>{attrs['education']}</td><td>SCHL</td>" \
+           f"<td>{attrs['SCHL']}</td>".replace("'", "&#39;") in education
+    assert '<tr data-column="SEX"><td>sex</td>' in page
+    assert '<tr data-column="AGEP"><td>AGEP</td>' in page  # raw ACS columns follow

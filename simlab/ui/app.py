@@ -109,8 +109,10 @@ def make_app(paths: Sequence[str | Path]) -> Any:
         turns = [e for e in data.event_rows(events, names) if e["speaker_id"] == aid]
         persona = {k: v for k, v in agent.items() if v not in (None, "", [], {})}
         metrics = data.turn_metrics(run, eid, aid)
+        persona.pop("attributes_json", None)  # shown as its own table
         return page("agent.html", run=run.row(), episode_id=eid, agent=agent,
-                    persona=persona, turns=turns, metrics=metrics,
+                    persona=persona, census=data.census_attributes(agent),
+                    turns=turns, metrics=metrics,
                     metric_names=data.TURN_METRICS if metrics else ())
 
     async def metrics_page(request: Any) -> HTMLResponse:

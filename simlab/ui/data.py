@@ -177,3 +177,26 @@ def turn_metrics(run: Run, episode_id: str, agent_id: str) -> dict[int, dict[str
             .collect())
     keep = [c for c in TURN_METRICS if c in rows.columns]
     return {r["step"]: {k: r[k] for k in keep} for r in rows.iter_rows(named=True)}
+
+
+def census_attributes(agent: dict[str, Any]) -> list[dict[str, Any]]:
+    """A census persona's attributes with the ACS column and code each was read from
+    (``simlab/census/render.py``'s labels); then the rest: raw ACS columns with no label
+    (age, income …) and what simlab derived (Big Five, life stage …). Empty for a persona
+    that did not come from census records."""
+    from simlab.census.render import LABELLED
+
+    try:
+        attrs = json.loads(agent.get("attributes_json") or "{}")
+    except ValueError:
+        return []
+    if not isinstance(attrs, dict) or "SERIALNO" not in attrs:
+        return []
+    rows = [{"attribute": name, "value": attrs[name], "column": col, "code": attrs.get(col)}
+            for name, col in LABELLED.items() if name in attrs]
+    shown = {r["attribute"] for r in rows} | {r["column"] for r in rows}
+    for key in sorted(k for k in attrs if k not in shown):
+        acs = key.isupper()
+        rows.append({"attribute": key, "value": attrs[key], "column": key if acs else "",
+                     "code": attrs[key] if acs else None})
+    return rows
