@@ -22,9 +22,10 @@ def sweep(tmp_path_factory):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     first = sorted(p.parent for p in root.glob("*/manifest.json"))[0]
-    analysed = subprocess.run([*SIMLAB, "analyze", str(first)], capture_output=True,
-                              text=True, timeout=300)
-    assert analysed.returncode == 0, analysed.stderr[-2000:]
+    for where in (first, root):  # one run, and the whole sweep
+        analysed = subprocess.run([*SIMLAB, "analyze", str(where)], capture_output=True,
+                                  text=True, timeout=300)
+        assert analysed.returncode == 0, analysed.stderr[-2000:]
     return root
 
 
@@ -77,13 +78,13 @@ def test_metrics_and_per_turn_metrics_come_from_simlab_analyze(client, sweep) ->
     from simlab.ui import data
 
     runs = data.discover([sweep])
-    analysed = next(r for r in runs if (r.path / "analysis").is_dir())
+    analysed = next(r for r in runs if (r.path / "analysis").is_dir())  # the one run
     other = next(r for r in runs if r is not analysed)
     page = client.get(f"/run/{analysed.id}/metrics")
     assert page.status_code == 200
     for table in ("metrics/episodes", "metrics/agents", "metrics/turns", "metrics/runs"):
         assert f'data-table="{table}"' in page.text
-    plot = data.plots(analysed)[0]
+    plot = data.plots(analysed.path)[0]
     image = client.get(f"/run/{analysed.id}/plots/{plot}")
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG"
     assert client.get(f"/run/{analysed.id}/plots/..%2Fmanifest.json").status_code == 404
@@ -173,3 +174,23 @@ def test_a_census_agent_shows_each_attribute_with_its_acs_code(tmp_path) -> None
            f"<td>{attrs['SCHL']}</td>".replace("'", "&#39;") in education
     assert '<tr data-column="SEX"><td>sex</td>' in page
     assert '<tr data-column="AGEP"><td>AGEP</td>' in page  # raw ACS columns follow
+
+
+def test_a_sweeps_metrics_compare_its_groups_with_intervals(client, sweep) -> None:
+    import polars as pl
+
+    from simlab.analysis.compare import summarize_groups
+    from simlab.ui import data
+
+    assert 'href="/sweep/0/metrics"' in client.get("/").text
+    page = client.get("/sweep/0/metrics").text
+    episodes = pl.read_parquet(sweep / "analysis" / "metrics" / "episodes.parquet")
+    assert sorted(episodes["group"].unique()) == ["projection=concat",
+                                                   "projection=egocentric"]
+    want = summarize_groups(episodes, [m for m in data.COMPARED if m in episodes.columns])
+    for (metric,), rows in want.partition_by("metric", as_dict=True).items():
+        chart = page.split(f'aria-label="{metric}"', 1)[1].split("</svg>", 1)[0]
+        shown = [float(x.split('"')[0]) for x in chart.split('data-mean="')[1:]]
+        assert shown == pytest.approx(rows["mean"].to_list(), rel=1e-5)
+    assert 'data-table="metrics/episodes"' in page
+    assert client.get("/sweep/3/metrics").status_code == 404

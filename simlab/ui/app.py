@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.ui import data
-from simlab.ui.charts import auction_charts, economy_charts
+from simlab.ui.charts import auction_charts, ci_chart, economy_charts
 from simlab.ui.network import opinion_network
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -115,18 +115,44 @@ def make_app(paths: Sequence[str | Path]) -> Any:
                     turns=turns, metrics=metrics,
                     metric_names=data.TURN_METRICS if metrics else ())
 
-    async def metrics_page(request: Any) -> HTMLResponse:
-        run = run_of(request)
-        tables = data.analysis_tables(run)
-        return page("metrics.html", run=run.row(), plots=data.plots(run),
+    def metrics(where: Path, title: str, back: str, base: str) -> HTMLResponse:
+        tables = data.analysis_tables(where)
+        groups = data.group_comparison(where)
+        cis = [Markup(ci_chart(m, g.to_dicts()))  # built escaped (charts.py)
+               for (m,), g in groups.partition_by("metric", as_dict=True).items()] \
+            if groups.height else []
+        return page("metrics.html", title=title, back=back, base=base, where=str(where),
+                    plots=data.plots(where), cis=cis,
                     tables={k: (v.columns, v.rows()) for k, v in tables.items()})
 
-    async def plot_file(request: Any) -> Any:
-        run = run_of(request)
-        name = request.path_params["name"]
-        if name not in data.plots(run):  # only the listed files: no path walks out
+    def plot(where: Path, name: str) -> Any:
+        if name not in data.plots(where):  # only the listed files: no path walks out
             raise HTTPException(404, f"no plot {name!r}")
-        return FileResponse(run.path / data.ANALYSIS / "plots" / name)
+        return FileResponse(where / data.ANALYSIS / "plots" / name)
+
+    def folder_of(request: Any) -> Path:
+        i = int(request.path_params["sweep"])
+        if not listed:
+            listed[:] = data.discover(roots)
+        folders = list(dict.fromkeys(r.path.parent for r in listed))
+        if not 0 <= i < len(folders):
+            raise HTTPException(404, f"no sweep {i}")
+        return folders[i]
+
+    async def metrics_page(request: Any) -> HTMLResponse:
+        run = run_of(request)
+        return metrics(run.path, run.path.name, f"/run/{run.id}", f"/run/{run.id}")
+
+    async def sweep_metrics_page(request: Any) -> HTMLResponse:
+        folder = folder_of(request)
+        i = request.path_params["sweep"]
+        return metrics(folder, f"sweep {folder.name}", "/", f"/sweep/{i}")
+
+    async def plot_file(request: Any) -> Any:
+        return plot(run_of(request).path, request.path_params["name"])
+
+    async def sweep_plot_file(request: Any) -> Any:
+        return plot(folder_of(request), request.path_params["name"])
 
     return Starlette(routes=[
         Route("/", runs_page),
@@ -135,4 +161,6 @@ def make_app(paths: Sequence[str | Path]) -> Any:
         Route("/run/{run:int}/episode/{episode}/agent/{agent}", agent_page),
         Route("/run/{run:int}/metrics", metrics_page),
         Route("/run/{run:int}/plots/{name}", plot_file),
+        Route("/sweep/{sweep:int}/metrics", sweep_metrics_page),
+        Route("/sweep/{sweep:int}/plots/{name}", sweep_plot_file),
     ])

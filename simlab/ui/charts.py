@@ -98,3 +98,34 @@ def auction_charts(bids: pl.DataFrame, items: pl.DataFrame) -> list[str]:
         charts.append(line_chart(series, f"Lot {lot}: {names.get(lot, '')}", "round",
                                  "bid (dashed: true value)", levels=levels, points=True))
     return charts
+
+
+def ci_chart(metric: str, rows: Sequence[Mapping[str, object]]) -> str:
+    """One metric's groups: the mean as a dot and its 95% interval as a whisker, one
+    row per group (the sweep's differing keys name the groups)."""
+    rows = [r for r in rows if r.get("mean") is not None]
+    if not rows:
+        return ""
+    values = [float(v) for r in rows for v in (r["mean"], r.get("ci_low"), r.get("ci_high"))
+              if v is not None]
+    height = 34 + 26 * len(rows)
+    left = 190
+    sx = _scale(min(values), max(values), left, W - 20)
+    out = [f'<svg class="chart ci" viewBox="0 0 {W} {height}" width="{W}" height="{height}" '
+           f'role="img" aria-label="{escape(metric)}"><text x="8" y="14" font-size="12" '
+           f'font-weight="600">{escape(metric)} (mean, 95% CI)</text>']
+    for i, r in enumerate(rows):
+        y = 34 + 26 * i
+        colour = COLOURS[i % len(COLOURS)]
+        out.append(f'<text x="8" y="{y + 4}" font-size="11">{escape(str(r["group"]))[:40]}'
+                   f'</text>')
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        if lo is not None and hi is not None:
+            out.append(f'<line x1="{sx(float(lo)):.1f}" y1="{y}" x2="{sx(float(hi)):.1f}" '
+                       f'y2="{y}" stroke="{colour}" stroke-width="2" class="whisker"/>')
+        out.append(f'<circle cx="{sx(float(r["mean"])):.1f}" cy="{y}" r="4.5" '
+                   f'fill="{colour}" data-mean="{float(r["mean"]):.6g}"/>')
+        out.append(f'<text x="{W - 8}" y="{y + 4}" font-size="10" text-anchor="end">'
+                   f'{_num(float(r["mean"]))} (n={r.get("n")})</text>')
+    out.append("</svg>")
+    return "".join(out)

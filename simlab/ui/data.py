@@ -79,7 +79,7 @@ def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
             flat = flatten(run.config)
             rows.append({**run.row(), "keys": {short_key(k): flat.get(k) for k in keys}})
         out.append({"folder": str(parent), "keys": [short_key(k) for k in keys],
-                    "runs": rows})
+                    "runs": rows, "analysed": (parent / ANALYSIS).is_dir()})
     return out
 
 
@@ -151,10 +151,10 @@ TURN_METRICS = ("persona_sim", "drift_rel", "echo_partner_sim", "echoed", "repet
                 "role_assistant", "role_partner_label", "role_self_answer")
 
 
-def analysis_tables(run: Run, limit: int = 200) -> dict[str, pl.DataFrame]:
-    """The run's ``simlab analyze`` tables (metrics and scenario), first ``limit`` rows
-    each, read lazily; empty when the run was not analysed."""
-    root = run.path / ANALYSIS
+def analysis_tables(where: Path, limit: int = 200) -> dict[str, pl.DataFrame]:
+    """The ``simlab analyze`` tables (metrics and scenario) of a run or a sweep folder
+    ``where``, first ``limit`` rows each, read lazily; empty when it was not analysed."""
+    root = where / ANALYSIS
     out = {}
     for folder in ("metrics", "scenario"):
         for path in sorted((root / folder).glob("*.parquet")):
@@ -162,9 +162,10 @@ def analysis_tables(run: Run, limit: int = 200) -> dict[str, pl.DataFrame]:
     return out
 
 
-def plots(run: Run) -> list[str]:
-    """The analysis plots' file names (PNG), served by the app from that folder only."""
-    return sorted(p.name for p in (run.path / ANALYSIS / "plots").glob("*.png"))
+def plots(where: Path) -> list[str]:
+    """The analysis plots' file names (PNG) of a run or a sweep folder, served by the app
+    from that folder only."""
+    return sorted(p.name for p in (where / ANALYSIS / "plots").glob("*.png"))
 
 
 def turn_metrics(run: Run, episode_id: str, agent_id: str) -> dict[int, dict[str, Any]]:
@@ -200,3 +201,22 @@ def census_attributes(agent: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"attribute": key, "value": attrs[key], "column": key if acs else "",
                      "code": attrs[key] if acs else None})
     return rows
+
+
+#: the persona metrics a sweep's comparison draws first (docs/metrics.md)
+COMPARED = ("consistency", "drift_level", "echo_rate", "role_confusion_rate", "mrr_k5",
+            "n_utterances")
+
+
+def group_comparison(where: Path) -> pl.DataFrame:
+    """Mean and 95% t-interval per group of the analysed episodes under ``where`` (a
+    sweep's ``simlab analyze``); empty with fewer than two groups."""
+    from simlab.analysis.compare import summarize_groups
+
+    path = where / ANALYSIS / "metrics" / "episodes.parquet"
+    if not path.is_file():
+        return pl.DataFrame()
+    episodes = pl.read_parquet(path)
+    if "group" not in episodes.columns or episodes["group"].n_unique() < 2:
+        return pl.DataFrame()
+    return summarize_groups(episodes, [m for m in COMPARED if m in episodes.columns])
