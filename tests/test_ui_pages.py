@@ -194,3 +194,8 @@ def test_a_sweeps_metrics_compare_its_groups_with_intervals(client, sweep) -> No
         assert shown == pytest.approx(rows["mean"].to_list(), rel=1e-5)
     assert 'data-table="metrics/episodes"' in page
     assert client.get("/sweep/3/metrics").status_code == 404
+    turns = pl.read_parquet(sweep / "analysis" / "metrics" / "turns.parquet")
+    drift = page.split('<div id="drift">', 1)[1].split("</svg>", 1)[0]
+    assert drift.count("<polyline") == turns["group"].n_unique()  # one line per group
+    for line in drift.split("<polyline")[1:]:  # one point per agent turn number
+        assert line.split('"')[1].count(",") == turns["agent_turn"].n_unique()

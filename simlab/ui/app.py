@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.ui import data
-from simlab.ui.charts import auction_charts, ci_chart, economy_charts
+from simlab.ui.charts import auction_charts, ci_chart, drift_chart, economy_charts
 from simlab.ui.network import opinion_network
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -121,8 +121,9 @@ def make_app(paths: Sequence[str | Path]) -> Any:
         cis = [Markup(ci_chart(m, g.to_dicts()))  # built escaped (charts.py)
                for (m,), g in groups.partition_by("metric", as_dict=True).items()] \
             if groups.height else []
+        drift = drift_chart(data.turns_table(where))
         return page("metrics.html", title=title, back=back, base=base, where=str(where),
-                    plots=data.plots(where), cis=cis,
+                    plots=data.plots(where), cis=cis, drift=Markup(drift) if drift else "",
                     tables={k: (v.columns, v.rows()) for k, v in tables.items()})
 
     def plot(where: Path, name: str) -> Any:

@@ -129,3 +129,19 @@ def ci_chart(metric: str, rows: Sequence[Mapping[str, object]]) -> str:
                    f'{_num(float(r["mean"]))} (n={r.get("n")})</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def drift_chart(turns: pl.DataFrame) -> str:
+    """Mean persona drift (``drift_rel``) by the agent's turn number, one line per group:
+    does an agent slide away from its persona as the conversation goes on?"""
+    if turns.is_empty() or not {"agent_turn", "drift_rel"} <= set(turns.columns):
+        return ""
+    by = "group" if "group" in turns.columns else None
+    means = (turns.drop_nulls("drift_rel")
+             .group_by([*([by] if by else []), "agent_turn"])
+             .agg(pl.col("drift_rel").mean()).sort("agent_turn"))
+    parts = means.partition_by(by, as_dict=True) if by else {("all",): means}
+    series = {str(g): list(zip(d["agent_turn"].to_list(), d["drift_rel"].to_list(),
+                               strict=True)) for (g,), d in parts.items()}
+    return line_chart(series, "Persona drift by turn (mean drift_rel)", "agent turn",
+                      "drift_rel")

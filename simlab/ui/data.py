@@ -220,3 +220,14 @@ def group_comparison(where: Path) -> pl.DataFrame:
     if "group" not in episodes.columns or episodes["group"].n_unique() < 2:
         return pl.DataFrame()
     return summarize_groups(episodes, [m for m in COMPARED if m in episodes.columns])
+
+
+def turns_table(where: Path) -> pl.DataFrame:
+    """The analysed per-turn metrics under ``where`` (empty if not analysed), only the
+    columns the drift chart draws, read lazily."""
+    path = where / ANALYSIS / "metrics" / "turns.parquet"
+    if not path.is_file():
+        return pl.DataFrame()
+    names = pl.scan_parquet(path).collect_schema().names()
+    keep = [c for c in ("group", "agent_turn", "drift_rel") if c in names]
+    return pl.scan_parquet(path).select(keep).collect()
