@@ -199,3 +199,31 @@ def test_a_sweeps_metrics_compare_its_groups_with_intervals(client, sweep) -> No
     assert drift.count("<polyline") == turns["group"].n_unique()  # one line per group
     for line in drift.split("<polyline")[1:]:  # one point per agent turn number
         assert line.split('"')[1].count(",") == turns["agent_turn"].n_unique()
+
+
+def test_an_agents_view_shows_what_its_memory_policy_wrote_where_it_was_written(tmp_path):
+    import polars as pl
+    from conftest import compose
+    from markupsafe import escape
+    from starlette.testclient import TestClient
+
+    from simlab.export.rows import egocentric
+    from simlab.runner import run
+    from simlab.ui.app import make_app
+
+    run(compose("backend=mock", "episodes=1", "progress=false", "memory=summary",
+                "backend.context_window=360", "scenario.min_turns=60",
+                "scenario.max_turns=60"), tmp_path / "r")
+    where = tmp_path / "r" / "episodes" / "ep00000"
+    events = pl.read_parquet(where / "events.parquet").sort("seq")
+    agents = pl.read_parquet(where / "agents.parquet").to_dicts()
+    aid = agents[0]["agent_id"]
+    notes = events.filter((pl.col("kind") == "memory") & (pl.col("speaker") == aid))
+    assert notes.height > 0  # the summary policy wrote some
+    page = TestClient(make_app([tmp_path])).get(f"/run/0/episode/ep00000?view={aid}").text
+    shown = [(chunk.split('"', 1)[0], chunk.split('<div class="text">', 1)[1]
+              .split("</div>", 1)[0]) for chunk in page.split('data-role="')[1:]]
+    projector, log = egocentric("ep00000", events, agents)
+    view = [(m.role, str(escape(m.content))) for m in projector.view(aid, log)]
+    assert [m for m in shown if m[0] != "memory"] == view  # the projection, unchanged
+    assert [t for r, t in shown if r == "memory"] == [str(escape(c)) for c in notes["content"]]

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from simlab.analysis.compare import differing_keys, find_runs, flatten, short_key
+from simlab.events import MEMORY
 from simlab.store.episodes import AGENTS_FILE, EPISODE_FILE, EPISODES_DIR, EVENTS_FILE, MANIFEST
 
 
@@ -135,14 +136,27 @@ def event_rows(events: pl.DataFrame, names: dict[str, str]) -> list[dict[str, An
 
 def agent_view(events: pl.DataFrame, agents: Sequence[dict[str, Any]], episode_id: str,
                agent_id: str) -> list[dict[str, str]]:
-    """The agent's egocentric view of the whole episode, as its model saw it (the ECP
-    projector over the stored events, as ``simlab export`` rebuilds it)."""
+    """The agent's egocentric view of the whole episode (the ECP projector over the
+    stored events, as ``simlab export`` rebuilds it), with its memories (role
+    ``memory``) where they were written. What a memory policy cut from each request is
+    not rebuilt: the view is the whole projection the policy fitted."""
     from simlab.export.rows import egocentric
 
     if agent_id not in {a["agent_id"] for a in agents}:
         raise KeyError(f"episode {episode_id} has no agent {agent_id!r}")
     projector, log = egocentric(episode_id, events, agents)
-    return [m.as_dict() for m in projector.view(agent_id, log)]
+    messages = projector.view(agent_id, log)
+    # What the agent remembered (a memory policy's summaries and reflections, kind
+    # "memory", seen by the agent alone), placed where each was written.
+    memories = events.filter((pl.col("kind") == MEMORY) & (pl.col("speaker") == agent_id))
+    pending = list(memories.select("seq", "content").iter_rows())
+    out: list[dict[str, str]] = []
+    for message, seq in zip(messages, projector.message_seqs(agent_id), strict=True):
+        while pending and pending[0][0] < seq:
+            out.append({"role": "memory", "content": pending.pop(0)[1]})
+        out.append(message.as_dict())
+    out += [{"role": "memory", "content": content} for _, content in pending]
+    return out
 
 
 ANALYSIS = "analysis"  # where `simlab analyze RUN` writes (simlab/analysis/analyze.py)
