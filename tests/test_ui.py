@@ -230,3 +230,42 @@ def test_the_economy_and_auction_views_draw_in_the_browser(tmp_path) -> None:
     finally:
         ui.terminate()
         ui.wait(20)
+
+
+def test_a_sweeps_metrics_page_against_a_reference_corpus(tmp_path) -> None:
+    """A 2-job sweep analysed against the bundled Synthetic-Persona-Chat sample: the
+    Runs page links its metrics, which compare the groups, naturalness included."""
+    from playwright.sync_api import sync_playwright
+
+    pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
+    sweep = tmp_path / "runs" / "sweep"
+    made = subprocess.run([*SIMLAB, "-m", "backend=mock", "episodes=2", "progress=false",
+                           "projection=egocentric,concat", f"hydra.sweep.dir={sweep}"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-2000:]
+    reference = Path(__file__).parent / "fixtures" / "spc_small.csv"
+    analysed = subprocess.run([*SIMLAB, "analyze", str(sweep), "--reference", str(reference)],
+                              capture_output=True, text=True, timeout=300)
+    assert analysed.returncode == 0, analysed.stderr[-2000:]
+    ui = subprocess.Popen([*SIMLAB, "ui", str(tmp_path / "runs"), "--port", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert ui.stdout is not None
+        url = ui.stdout.readline().split()[2]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM,
+                                        args=["--no-sandbox", "--headless=new"])
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(url)
+            page.click("a.sweep-metrics")
+            charts = page.locator("#groups svg.ci")
+            labels = charts.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+            assert "naturalness_distance" in labels and "consistency" in labels
+            for i in range(charts.count()):  # a dot per group in every chart
+                assert charts.nth(i).locator("circle").count() == 2
+            assert page.locator("#drift polyline").count() == 2
+            _shot(page, tmp_path, "sweep_metrics", full=False)
+            browser.close()
+    finally:
+        ui.terminate()
+        ui.wait(20)

@@ -219,7 +219,7 @@ def census_attributes(agent: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: the persona metrics a sweep's comparison draws first (docs/metrics.md)
 COMPARED = ("consistency", "drift_level", "echo_rate", "role_confusion_rate", "mrr_k5",
-            "n_utterances")
+            "naturalness_distance", "n_utterances")  # naturalness: with --reference
 
 
 def group_comparison(where: Path) -> pl.DataFrame:
