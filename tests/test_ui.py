@@ -263,6 +263,8 @@ def test_a_sweeps_metrics_page_against_a_reference_corpus(tmp_path) -> None:
             assert "naturalness_distance" in labels and "consistency" in labels
             for i in range(charts.count()):  # a dot per group in every chart
                 assert charts.nth(i).locator("circle").count() == 2
+            tip = charts.first.locator("circle title").first.text_content()
+            assert tip is not None and "mean" in tip and "95% CI" in tip  # shown on hover
             assert page.locator("#drift polyline").count() == 2
             _shot(page, tmp_path, "sweep_metrics", full=False)
             browser.close()

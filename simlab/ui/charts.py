@@ -46,9 +46,10 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str,
     for i, (name, pts) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         coords = [(sx(x), sy(y)) for x, y in sorted(pts)]
-        if points:
-            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}"/>'
-                    for x, y in coords]
+        if points:  # hovering a dot names its series and value
+            out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{colour}">'
+                    f'<title>{escape(name)}: {_num(y)} at {_num(x)}</title></circle>'
+                    for x, y in sorted(pts)]
         else:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
@@ -61,6 +62,10 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str,
                    f'text-anchor="end" class="legend">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _bound(v: object) -> str:
+    return "n/a" if v is None else f"{float(v):.4g}"  # type: ignore[arg-type]
 
 
 def _num(v: float) -> str:
@@ -124,7 +129,10 @@ def ci_chart(metric: str, rows: Sequence[Mapping[str, object]]) -> str:
             out.append(f'<line x1="{sx(float(lo)):.1f}" y1="{y}" x2="{sx(float(hi)):.1f}" '
                        f'y2="{y}" stroke="{colour}" stroke-width="2" class="whisker"/>')
         out.append(f'<circle cx="{sx(float(r["mean"])):.1f}" cy="{y}" r="4.5" '
-                   f'fill="{colour}" data-mean="{float(r["mean"]):.6g}"/>')
+                   f'fill="{colour}" data-mean="{float(r["mean"]):.6g}"><title>'
+                   f'{escape(str(r["group"]))}: mean {float(r["mean"]):.4g}, 95% CI '
+                   f'[{_bound(r.get("ci_low"))}, {_bound(r.get("ci_high"))}], '
+                   f'n={r.get("n")}</title></circle>')
         out.append(f'<text x="{W - 8}" y="{y + 4}" font-size="10" text-anchor="end">'
                    f'{_num(float(r["mean"]))} (n={r.get("n")})</text>')
     out.append("</svg>")
