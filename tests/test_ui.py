@@ -86,6 +86,8 @@ def test_runs_episode_agent_and_the_egocentric_view(ui, tmp_path) -> None:
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(url)
         assert page.locator("table.runs tr[data-run]").count() == 2
+        headers = page.locator("table.runs th").all_inner_texts()
+        assert len(headers) == len(set(headers))  # a differing key is not shown twice
         row = page.locator("table.runs tr[data-run]", has_text="demo").inner_text()
         assert "dialogue" in row and "mock/mock-1" in row and "complete" in row
         _shot(page, tmp_path, "runs")

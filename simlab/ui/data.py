@@ -19,6 +19,9 @@ from simlab.analysis.compare import differing_keys, find_runs, flatten, short_ke
 from simlab.events import MEMORY
 from simlab.store.episodes import AGENTS_FILE, EPISODE_FILE, EPISODES_DIR, EVENTS_FILE, MANIFEST
 
+#: config keys the Runs page always has a column for
+SHOWN = frozenset({"scenario", "seed", "episodes"})
+
 
 @dataclass(frozen=True)
 class Run:
@@ -75,6 +78,7 @@ def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
     out = []
     for parent, members in groups.items():
         keys = differing_keys([r.config for r in members]) if len(members) > 1 else []
+        keys = [k for k in keys if short_key(k) not in SHOWN]  # columns of their own
         rows = []
         for run in members:
             flat = flatten(run.config)
