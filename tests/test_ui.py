@@ -158,6 +158,7 @@ def test_a_running_run_shows_its_episodes_as_they_are_committed(tmp_path) -> Non
 
     pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
     run_dir = tmp_path / "runs" / "slow"
+    run_dir.parent.mkdir()  # `simlab ui` names a folder that does not exist as an error
     run = subprocess.Popen([*SIMLAB, "backend=mock", "backend.latency_s=0.25", "episodes=4",
                             "progress=false", f"hydra.run.dir={run_dir}"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

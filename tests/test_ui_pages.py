@@ -227,3 +227,49 @@ def test_an_agents_view_shows_what_its_memory_policy_wrote_where_it_was_written(
     view = [(m.role, str(escape(m.content))) for m in projector.view(aid, log)]
     assert [m for m in shown if m[0] != "memory"] == view  # the projection, unchanged
     assert [t for r, t in shown if r == "memory"] == [str(escape(c)) for c in notes["content"]]
+
+
+def test_a_run_keeps_its_id_when_runs_appear_and_no_runs_is_a_page(tmp_path) -> None:
+    from conftest import compose
+    from starlette.testclient import TestClient
+
+    from simlab.runner import run
+    from simlab.ui.app import make_app
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    client = TestClient(make_app([root]))
+    assert "No runs found" in client.get("/").text  # an empty folder is not an error
+    run(compose("backend=mock", "episodes=1", "progress=false", "seed=2"), root / "b")
+    assert "b</a>" in client.get("/").text
+    assert "seed 2" in client.get("/run/0").text
+    run(compose("backend=mock", "episodes=1", "progress=false", "seed=1"), root / "a")
+    listing = client.get("/").text
+    assert 'href="/run/1">a</a>' in listing and 'href="/run/0">b</a>' in listing
+    assert "seed 2" in client.get("/run/0").text  # still b, though a sorts first
+
+
+def test_only_the_loopback_names_are_served_when_asked(tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from simlab.ui.app import make_app
+
+    app = make_app([tmp_path], allowed_hosts=["127.0.0.1", "localhost"])
+    assert TestClient(app, base_url="http://127.0.0.1:8050").get("/").status_code == 200
+    assert TestClient(app, base_url="http://rebound.example").get("/").status_code == 400
+
+
+def test_a_missing_folder_is_named_by_the_cli(tmp_path) -> None:
+    gone = tmp_path / "nowhere"
+    done = subprocess.run([*SIMLAB, "ui", str(gone)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert f"simlab ui: {gone}: no such directory" in done.stderr
+
+
+def test_a_chart_leaves_out_points_that_are_not_numbers() -> None:
+    from simlab.ui.charts import line_chart
+
+    svg = line_chart({"llm": [(0, 0.3), (1, float("nan")), (2, 0.5)]}, "Gini", "tick", "g")
+    assert "nan" not in svg and svg.count(",") == 2  # two points drawn
+    assert line_chart({"x": [(0, float("nan"))]}, "t", "x", "y") == ""

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import socket
 import sys
+from pathlib import Path
 
 INSTALL = "pip install -e '.[ui]'"
 NEEDS = ("starlette", "uvicorn")
@@ -31,6 +32,11 @@ def main(argv: list[str]) -> int:
     if (message := missing()) is not None:
         print(f"simlab: error: {message}", file=sys.stderr)
         return 2
+    missing_paths = [p for p in args.paths if not Path(p).exists()]
+    if missing_paths:
+        print(f"simlab ui: {missing_paths[0]}: no such directory (give run directories, "
+              f"or folders that hold them)", file=sys.stderr)
+        return 2
     import uvicorn
 
     from simlab.ui.app import make_app
@@ -43,6 +49,10 @@ def main(argv: list[str]) -> int:
         return 2
     port = sock.getsockname()[1]
     print(f"simlab ui: http://{args.host}:{port}/  (Ctrl-C stops it)", flush=True)
-    config = uvicorn.Config(make_app(args.paths), log_level="warning", access_log=False)
+    # served under these Host names only, so a web page elsewhere cannot reach it by DNS
+    # rebinding; another --host is served under its own name too
+    hosts = ["127.0.0.1", "localhost", "::1", args.host]
+    config = uvicorn.Config(make_app(args.paths, allowed_hosts=hosts), log_level="warning",
+                            access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
     return 0

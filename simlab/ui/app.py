@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from simlab.events import UTTERANCE
 from simlab.ui import data
 from simlab.ui.charts import auction_charts, ci_chart, drift_chart, economy_charts
 from simlab.ui.network import opinion_network
@@ -21,9 +22,11 @@ from simlab.ui.network import opinion_network
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def make_app(paths: Sequence[str | Path]) -> Any:
+def make_app(paths: Sequence[str | Path], allowed_hosts: Sequence[str] | None = None) -> Any:
     """The Starlette app over the runs under ``paths`` (found again on every Runs page
-    load, so runs started later appear)."""
+    load, so runs started later appear). ``allowed_hosts``: the Host headers served (the
+    CLI passes the loopback names, so a page on another site cannot reach the app by
+    DNS rebinding); None: any."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     from markupsafe import Markup
     from starlette.applications import Starlette
@@ -37,22 +40,29 @@ def make_app(paths: Sequence[str | Path]) -> Any:
     def page(name: str, **values: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(roots=roots, **values))
 
-    # the runs as the Runs page last listed them: their ids are what its links name; a
-    # page of one run re-reads only that run's manifest (bench_ui.py: 100 manifests cost
-    # ~200 ms a page when every page listed them again)
-    listed: list[data.Run] = []
+    # Each run directory and sweep folder keeps its id while the app runs (they only
+    # grow), so a link or a live tab names the same run when others appear. A page of
+    # one run re-reads only that run's manifest (bench_ui.py: listing 100 manifests
+    # cost ~200 ms a page when every page listed them again).
+    ids: dict[Path, int] = {}
+    folder_ids: dict[Path, int] = {}
+    known: dict[int, Path] = {}
+
+    def listed() -> list[data.Run]:
+        runs = data.discover(roots, ids)
+        known.update({r.id: r.path for r in runs})
+        return runs
 
     def run_of(request: Any) -> data.Run:
         rid = int(request.path_params["run"])
-        if rid >= len(listed):  # a run started since the Runs page was last loaded
-            listed[:] = data.discover(roots)
-        if not 0 <= rid < len(listed):
+        if rid not in known:  # a run that appeared since the Runs page was loaded
+            listed()
+        if rid not in known:
             raise HTTPException(404, f"no run {rid}")
-        return data.reread(listed[rid])
+        return data.reread(data.Run(rid, known[rid], {}))
 
     async def runs_page(request: Any) -> HTMLResponse:
-        listed[:] = data.discover(roots)
-        return page("runs.html", groups=data.sweeps(listed))
+        return page("runs.html", groups=data.sweeps(listed(), folder_ids))
 
     async def run_page(request: Any) -> HTMLResponse:
         run = run_of(request)
@@ -109,6 +119,10 @@ def make_app(paths: Sequence[str | Path]) -> Any:
         turns = [e for e in data.event_rows(events, names) if e["speaker_id"] == aid]
         persona = {k: v for k, v in agent.items() if v not in (None, "", [], {})}
         metrics = data.turn_metrics(run, eid, aid)
+        spoken = 0
+        for turn in turns:  # the agent's n-th utterance is its turn n of the metrics
+            turn["metrics"] = metrics.get(spoken, {}) if turn["kind"] == UTTERANCE else {}
+            spoken += turn["kind"] == UTTERANCE
         persona.pop("attributes_json", None)  # shown as its own table
         return page("agent.html", run=run.row(), episode_id=eid, agent=agent,
                     persona=persona, census=data.census_attributes(agent),
@@ -133,12 +147,12 @@ def make_app(paths: Sequence[str | Path]) -> Any:
 
     def folder_of(request: Any) -> Path:
         i = int(request.path_params["sweep"])
-        if not listed:
-            listed[:] = data.discover(roots)
-        folders = list(dict.fromkeys(r.path.parent for r in listed))
-        if not 0 <= i < len(folders):
+        if i not in folder_ids.values():
+            data.sweeps(listed(), folder_ids)
+        folder = next((f for f, n in folder_ids.items() if n == i), None)
+        if folder is None:
             raise HTTPException(404, f"no sweep {i}")
-        return folders[i]
+        return folder
 
     async def metrics_page(request: Any) -> HTMLResponse:
         run = run_of(request)
@@ -155,7 +169,12 @@ def make_app(paths: Sequence[str | Path]) -> Any:
     async def sweep_plot_file(request: Any) -> Any:
         return plot(folder_of(request), request.path_params["name"])
 
-    return Starlette(routes=[
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] \
+        if allowed_hosts else []
+    return Starlette(middleware=middleware, routes=[
         Route("/", runs_page),
         Route("/run/{run:int}", run_page),
         Route("/run/{run:int}/episode/{episode}", episode_page),

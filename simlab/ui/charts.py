@@ -6,6 +6,7 @@ every label escaped (names and item titles come from the store, not from simlab)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -24,7 +25,11 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str,
                x_label: str, y_label: str, levels: Mapping[str, float] | None = None,
                points: bool = False) -> str:
     """Lines (or points) per series, and dashed horizontal ``levels`` (e.g. true values);
-    one colour per series, the same for its level."""
+    one colour per series, the same for its level. Points that are not finite numbers
+    (a Gini of all-zero incomes is NaN) are left out."""
+    series = {k: [(x, y) for x, y in pts if _finite(x) and _finite(y)]
+              for k, pts in series.items()}
+    levels = {k: v for k, v in (levels or {}).items() if _finite(v)}
     xs = [x for pts in series.values() for x, _ in pts]
     ys = [y for pts in series.values() for _, y in pts] + list((levels or {}).values())
     if not xs:
@@ -62,6 +67,10 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], title: str,
                    f'text-anchor="end" class="legend">{escape(name)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and math.isfinite(v)
 
 
 def _bound(v: object) -> str:
@@ -122,7 +131,7 @@ def ci_chart(metric: str, rows: Sequence[Mapping[str, object]]) -> str:
     for i, r in enumerate(rows):
         y = 34 + 26 * i
         colour = COLOURS[i % len(COLOURS)]
-        out.append(f'<text x="8" y="{y + 4}" font-size="11">{escape(str(r["group"]))[:40]}'
+        out.append(f'<text x="8" y="{y + 4}" font-size="11">{escape(str(r["group"])[:40])}'
                    f'</text>')
         lo, hi = r.get("ci_low"), r.get("ci_high")
         if lo is not None and hi is not None:

@@ -8,6 +8,7 @@ run. Nothing here writes: the browser cannot damage a run, even one still runnin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from simlab.analysis.compare import differing_keys, find_runs, flatten, short_ke
 from simlab.events import MEMORY
 from simlab.store.episodes import AGENTS_FILE, EPISODE_FILE, EPISODES_DIR, EVENTS_FILE, MANIFEST
 
+EPISODE_ID = re.compile(r"^ep\d{5,}$")  # simlab.store.episodes.episode_id's form
 #: config keys the Runs page always has a column for
 SHOWN = frozenset({"scenario", "seed", "episodes"})
 
@@ -59,9 +61,21 @@ def _manifest(path: Path) -> dict[str, Any]:
         return {"status": "unreadable"}
 
 
-def discover(paths: Sequence[str | Path]) -> list[Run]:
-    """Every run under ``paths`` (run directories, or folders of them at any depth)."""
-    return [Run(i, path, _manifest(path)) for i, path in enumerate(find_runs(paths))]
+def discover(paths: Sequence[str | Path], ids: dict[Path, int] | None = None) -> list[Run]:
+    """Every run under ``paths`` (run directories, or folders of them at any depth). A
+    path that holds no run (yet) is skipped. ``ids`` gives each run directory its id
+    for as long as the app runs, so a link or an open tab keeps naming the same run
+    when runs appear; it only grows."""
+    ids = {} if ids is None else ids
+    runs = []
+    for root in paths:
+        try:
+            found = find_runs([root])
+        except FileNotFoundError:  # missing, or no run in it yet
+            continue
+        for path in found:
+            runs.append(Run(ids.setdefault(path.resolve(), len(ids)), path, _manifest(path)))
+    return runs
 
 
 def reread(run: Run) -> Run:
@@ -69,9 +83,12 @@ def reread(run: Run) -> Run:
     return Run(run.id, run.path, _manifest(run.path))
 
 
-def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
+def sweeps(runs: Sequence[Run], folder_ids: dict[Path, int] | None = None
+           ) -> list[dict[str, Any]]:
     """Runs grouped by the folder that holds them (a sweep's directory), each group with
-    the config keys that differ between its runs as extra columns."""
+    the config keys that differ between its runs as extra columns, and a stable id
+    (``folder_ids``, which only grows) for its metrics page."""
+    folder_ids = {} if folder_ids is None else folder_ids
     groups: dict[Path, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.path.parent, []).append(run)
@@ -83,14 +100,15 @@ def sweeps(runs: Sequence[Run]) -> list[dict[str, Any]]:
         for run in members:
             flat = flatten(run.config)
             rows.append({**run.row(), "keys": {short_key(k): flat.get(k) for k in keys}})
-        out.append({"folder": str(parent), "keys": [short_key(k) for k in keys],
+        out.append({"id": folder_ids.setdefault(parent.resolve(), len(folder_ids)),
+                    "folder": str(parent), "keys": [short_key(k) for k in keys],
                     "runs": rows, "analysed": (parent / ANALYSIS).is_dir()})
     return out
 
 
 def _episode_dir(run: Run, episode_id: str) -> Path:
     where = run.path / EPISODES_DIR / episode_id
-    if where.parent != run.path / EPISODES_DIR or not (where / EPISODE_FILE).is_file():
+    if not EPISODE_ID.match(episode_id) or not (where / EPISODE_FILE).is_file():
         raise KeyError(f"{run.path}: no committed episode {episode_id!r}")
     return where
 
@@ -187,7 +205,8 @@ def plots(where: Path) -> list[str]:
 
 
 def turn_metrics(run: Run, episode_id: str, agent_id: str) -> dict[int, dict[str, Any]]:
-    """Seq-free per-turn metrics of one agent (by its step), if the run was analysed."""
+    """Per-turn metrics of one agent by its turn number (``agent_turn``: its n-th
+    utterance, from 0), if the run was analysed."""
     path = run.path / ANALYSIS / "metrics" / "turns.parquet"
     if not path.is_file():
         return {}
@@ -195,7 +214,7 @@ def turn_metrics(run: Run, episode_id: str, agent_id: str) -> dict[int, dict[str
             .filter((pl.col("episode_id") == episode_id) & (pl.col("agent_id") == agent_id))
             .collect())
     keep = [c for c in TURN_METRICS if c in rows.columns]
-    return {r["step"]: {k: r[k] for k in keep} for r in rows.iter_rows(named=True)}
+    return {r["agent_turn"]: {k: r[k] for k in keep} for r in rows.iter_rows(named=True)}
 
 
 def census_attributes(agent: dict[str, Any]) -> list[dict[str, Any]]:

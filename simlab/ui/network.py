@@ -51,5 +51,5 @@ def opinion_network(events: pl.DataFrame, stances: pl.DataFrame, names: dict[str
                                                                         strict=True)],
         "edges": sorted((index[a], index[b]) for a, b in graph.edges),
         "ticks": ticks, "stances": by_tick,
-        "scale": [1, int(scale or stances["stance"].max())],  # the Likert scale's ends
+        "scale": [1, int(scale or stances["stance"].max() or 7)],  # the Likert scale's ends
     }
