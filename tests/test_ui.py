@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +29,26 @@ pytestmark = [
 ]
 
 
+@contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """`simlab ui` over ``root`` on a free loopback port; its URL; stopped by its PID."""
+    proc = subprocess.Popen([*SIMLAB, "ui", str(root), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("simlab ui: http://127.0.0.1:"), line
+        yield line.split()[2]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def launch(p):
+    """Debian's Chromium, headless, through Playwright (it downloads no browser)."""
+    return p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+
+
 @pytest.fixture
 def ui(tmp_path):
     """A stored run of 2 mock dialogues, and `simlab ui` over its folder; stopped by PID."""
@@ -42,16 +64,8 @@ def ui(tmp_path):
     analysed = subprocess.run([*SIMLAB, "analyze", str(tmp_path / "runs" / "opinion")],
                               capture_output=True, text=True, timeout=300)
     assert analysed.returncode == 0, analysed.stderr[-2000:]
-    proc = subprocess.Popen([*SIMLAB, "ui", str(tmp_path / "runs"), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("simlab ui: http://127.0.0.1:"), line
-        yield line.split()[2], run_dir
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with serving(tmp_path / "runs") as url:
+        yield url, run_dir
 
 
 def _shot(page, tmp_path: Path, name: str, part: str | None = None,
@@ -81,8 +95,7 @@ def test_runs_episode_agent_and_the_egocentric_view(ui, tmp_path) -> None:
     projector, log = egocentric("ep00000", events, agents)
     expected = [(m.role, m.content) for m in projector.view(first["agent_id"], log)]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--headless=new"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(url)
         assert page.locator("table.runs tr[data-run]").count() == 2
@@ -124,8 +137,7 @@ def test_the_opinion_network_slider_shows_each_ticks_stances(ui, tmp_path) -> No
                               "stances.parquet")
     ticks = sorted(stances["tick"].unique().to_list())
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--headless=new"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.goto(url)
         page.click("a:text-is('opinion')")
@@ -168,8 +180,7 @@ def test_a_running_run_shows_its_episodes_as_they_are_committed(tmp_path) -> Non
         assert ui.stdout is not None
         url = ui.stdout.readline().split()[2]
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--headless=new"])
+            browser = launch(p)
             page = browser.new_page()
             page.goto(url)
             while page.locator("tr[data-run]").count() == 0:  # until its manifest exists
@@ -212,27 +223,18 @@ def test_the_economy_and_auction_views_draw_in_the_browser(tmp_path) -> None:
                                f"hydra.run.dir={tmp_path / 'runs' / scenario}"],
                               capture_output=True, text=True, timeout=300)
         assert made.returncode == 0, made.stderr[-2000:]
-    ui = subprocess.Popen([*SIMLAB, "ui", str(tmp_path / "runs"), "--port", "0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert ui.stdout is not None
-        url = ui.stdout.readline().split()[2]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--headless=new"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            for scenario, charts in (("economy", 3), ("auction", 1)):
-                page.goto(url)
-                page.click(f"a:text-is('{scenario}')")
-                page.click("text=ep00000")
-                assert page.locator("#charts svg.chart").count() >= charts
-                box = page.locator("#charts svg.chart").first.bounding_box()
-                assert box is not None and box["width"] > 300  # drawn, not empty
-                _shot(page, tmp_path, scenario, part="#charts")
-            browser.close()
-    finally:
-        ui.terminate()
-        ui.wait(20)
+    with serving(tmp_path / "runs") as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for scenario, charts in (("economy", 3), ("auction", 1)):
+            page.goto(url)
+            page.click(f"a:text-is('{scenario}')")
+            page.click("text=ep00000")
+            assert page.locator("#charts svg.chart").count() >= charts
+            box = page.locator("#charts svg.chart").first.bounding_box()
+            assert box is not None and box["width"] > 300  # drawn, not empty
+            _shot(page, tmp_path, scenario, part="#charts")
+        browser.close()
 
 
 def test_a_sweeps_metrics_page_against_a_reference_corpus(tmp_path) -> None:
@@ -250,27 +252,18 @@ def test_a_sweeps_metrics_page_against_a_reference_corpus(tmp_path) -> None:
     analysed = subprocess.run([*SIMLAB, "analyze", str(sweep), "--reference", str(reference)],
                               capture_output=True, text=True, timeout=300)
     assert analysed.returncode == 0, analysed.stderr[-2000:]
-    ui = subprocess.Popen([*SIMLAB, "ui", str(tmp_path / "runs"), "--port", "0"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert ui.stdout is not None
-        url = ui.stdout.readline().split()[2]
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM,
-                                        args=["--no-sandbox", "--headless=new"])
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(url)
-            page.click("a.sweep-metrics")
-            charts = page.locator("#groups svg.ci")
-            labels = charts.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
-            assert "naturalness_distance" in labels and "consistency" in labels
-            for i in range(charts.count()):  # a dot per group in every chart
-                assert charts.nth(i).locator("circle").count() == 2
-            tip = charts.first.locator("circle title").first.text_content()
-            assert tip is not None and "mean" in tip and "95% CI" in tip  # shown on hover
-            assert page.locator("#drift polyline").count() == 2
-            _shot(page, tmp_path, "sweep_metrics", full=False)
-            browser.close()
-    finally:
-        ui.terminate()
-        ui.wait(20)
+    with serving(tmp_path / "runs") as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url)
+        page.click("a.sweep-metrics")
+        charts = page.locator("#groups svg.ci")
+        labels = charts.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+        assert "naturalness_distance" in labels and "consistency" in labels
+        for i in range(charts.count()):  # a dot per group in every chart
+            assert charts.nth(i).locator("circle").count() == 2
+        tip = charts.first.locator("circle title").first.text_content()
+        assert tip is not None and "mean" in tip and "95% CI" in tip  # shown on hover
+        assert page.locator("#drift polyline").count() == 2
+        _shot(page, tmp_path, "sweep_metrics", full=False)
+        browser.close()
