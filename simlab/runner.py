@@ -246,7 +246,7 @@ def _executor(cfg: DictConfig, ctx: EpisodeContext, backend: Backend,
         resolved = copy.deepcopy(cfg)
         OmegaConf.resolve(resolved)
         ctx = replace(ctx, cfg=resolved, backend_cfg=resolved.backend)
-        return RayExecutor(ctx, options, replays=replays)
+        return RayExecutor(ctx, options, replays=replays, driver=backend)
     embedder = embedder_for(ctx.engine["memory"], cfg.get("backend"))
     return LocalExecutor(ctx, backend, checkpoints, embedder=embedder, replays=replays,
                          first=first, on_events=on_events)
@@ -258,8 +258,6 @@ def _close(executor: Executor | None, backend: Backend) -> dict[str, Any]:
         return backend.stats()
     try:
         stats = executor.stats()
-        if not isinstance(executor, LocalExecutor):
-            stats = run_status.merge_stats([backend.stats(), stats])
     except Exception as exc:  # a cluster that went away: the driver's own stats
         log.warning("could not collect the workers' backend stats: %s", exc)
         stats = backend.stats()

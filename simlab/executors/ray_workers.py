@@ -87,8 +87,9 @@ class RayExecutor:
     """Episodes on a pool of :class:`EpisodeWorker` actors, results as they finish."""
 
     def __init__(self, ctx: EpisodeContext, options: Any, *,
-                 replays: Replays | None = None) -> None:
+                 replays: Replays | None = None, driver: Any = None) -> None:
         self.ray = ray = import_ray()
+        self.driver = driver  # the driver's own backend (population calls): its stats too
         self.options = options
         self.replays = replays or Replays()
         self._owns = not ray.is_initialized()
@@ -213,9 +214,9 @@ class RayExecutor:
         self.ray.kill(actor, no_restart=True)
 
     def stats(self) -> dict[str, Any]:
-        """The idle workers' backend stats, merged. A worker stopped mid-episode (the run
-        ended early) or lost is not waited for: its stats are gone with it, and the
-        episodes it committed keep their usage in their events."""
+        """The driver's and the idle workers' backend stats, merged. A worker stopped
+        mid-episode (the run ended early) or lost is not waited for: its stats are gone
+        with it, and the episodes it committed keep their usage in their events."""
         refs = [a.stats.remote() for a in self.idle]
         ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=30) if refs else ([], [])
         parts = []
@@ -224,6 +225,8 @@ class RayExecutor:
                 parts.append(self.ray.get(ref))
             except self._dead:
                 continue
+        if self.driver is not None:
+            parts.insert(0, self.driver.stats())
         merged = run_status.merge_stats(parts)
         merged["ray_workers"] = {"started": self.spawned, "lost": self.lost}
         return merged
